@@ -1,0 +1,78 @@
+"""The vector-store contract shared by the embedded engine and the Qdrant server adapter."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from ingestion.sparse import SparseVector
+
+DENSE = "dense"
+SPARSE = "bm25"
+
+# Payload keys with an index. ``org`` is the tenant field: every query filters on it.
+ORG = "org"
+KB = "kb"
+DOCUMENT = "document"
+POSITION = "position"
+
+Fusion = Literal["rrf", "dbsf"]
+
+
+def collection_name(model_slug: str, dimension: int) -> str:
+    """One collection per embedding model: vectors of different models never mix."""
+    return f"chunks__{model_slug}__{dimension}"
+
+
+@dataclass(frozen=True)
+class StoredPoint:
+    id: str
+    dense: Sequence[float]
+    sparse: SparseVector
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    id: str
+    score: float
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+class VectorStore(Protocol):
+    """Storage for chunk points. ``org`` is required on every read and delete."""
+
+    collection: str
+
+    def upsert(self, points: Sequence[StoredPoint]) -> None: ...
+
+    def point_ids(self, *, org: str, document: str) -> set[str]:
+        """Ids of all points of one document."""
+        ...
+
+    def delete_ids(self, *, org: str, ids: Sequence[str]) -> None: ...
+
+    def delete_where(self, *, org: str, kb: str | None = None, document: str | None = None) -> None: ...
+
+    def count(self, *, org: str, kb: str | None = None, document: str | None = None) -> int: ...
+
+    def search(
+        self,
+        *,
+        org: str,
+        kb: str,
+        dense: Sequence[float],
+        sparse: SparseVector | None,
+        limit: int,
+        prefetch: int,
+        fusion: Fusion = "rrf",
+    ) -> list[SearchHit]:
+        """Hybrid search: dense and sparse candidates fused; sparse=None gives dense only."""
+        ...
+
+    def neighbours(self, *, org: str, document: str, positions: Sequence[int]) -> list[SearchHit]:
+        """Points of one document at the given positions (for merging context around a hit)."""
+        ...
+
+    def close(self) -> None: ...

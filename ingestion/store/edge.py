@@ -1,0 +1,180 @@
+"""The embedded store: Qdrant's own engine running in-process through ``qdrant-edge-py``.
+
+Chosen over qdrant-client's local mode (a pure-Python brute-force fallback) after measuring both
+(see ``bench/answer.py`` and ``docs/ingestion.md``). A shard directory holds one collection and is
+locked by the process that opened it, so the embedded mode runs web and tasks in one process.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import qdrant_edge as qe
+
+from ingestion.sparse import SparseVector
+from ingestion.store.base import DENSE, DOCUMENT, KB, ORG, POSITION, SPARSE, Fusion, SearchHit, StoredPoint
+from ingestion.types import TransientError
+
+_SCROLL_PAGE = 1000
+
+
+class EdgeStore:
+    """One collection as an edge shard at ``<path>/<collection>``. Thread-safe."""
+
+    def __init__(self, shard: qe.EdgeShard, collection: str) -> None:
+        self._shard = shard
+        self.collection = collection
+        self._write = threading.Lock()
+
+    @classmethod
+    def open(cls, *, path: str, collection: str, dimension: int) -> EdgeStore:
+        shard_dir = os.path.join(path, collection)
+        config = qe.EdgeConfig(
+            vectors={DENSE: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)},
+            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        )
+        try:
+            if os.path.isdir(os.path.join(shard_dir, "wal")):
+                shard = qe.EdgeShard.load(shard_dir, config)
+            else:
+                os.makedirs(shard_dir, exist_ok=True)
+                shard = qe.EdgeShard.create(shard_dir, config)
+        except Exception as exc:  # the binding raises a bare Exception
+            if "WouldBlock" in str(exc):
+                raise TransientError(
+                    f"The embedded vector store at {shard_dir} is open in another process. "
+                    "The embedded mode runs web and tasks in one process; stop the other process "
+                    "or set QDRANT_URL to use a Qdrant server."
+                ) from exc
+            raise
+        store = cls(shard, collection)
+        store._ensure_indexes()
+        return store
+
+    def _ensure_indexes(self) -> None:
+        existing = self._shard.info().payload_schema
+        wanted: dict[str, Any] = {
+            ORG: qe.KeywordIndexParams(is_tenant=True),
+            KB: qe.KeywordIndexParams(),
+            DOCUMENT: qe.KeywordIndexParams(),
+            POSITION: qe.IntegerIndexParams(lookup=True, range=False),
+        }
+        for field, params in wanted.items():
+            if field not in existing:
+                self._shard.update(qe.UpdateOperation.create_field_index(field, params))
+
+    @staticmethod
+    def _filter(org: str, kb: str | None = None, document: str | None = None) -> qe.Filter:
+        must: list[Any] = [qe.FieldCondition(key=ORG, match=qe.MatchValue(org))]
+        if kb is not None:
+            must.append(qe.FieldCondition(key=KB, match=qe.MatchValue(kb)))
+        if document is not None:
+            must.append(qe.FieldCondition(key=DOCUMENT, match=qe.MatchValue(document)))
+        return qe.Filter(must=must)
+
+    def upsert(self, points: Sequence[StoredPoint]) -> None:
+        if not points:
+            return
+        batch = [
+            qe.Point(
+                id=p.id,
+                vector={
+                    DENSE: [float(x) for x in p.dense],
+                    SPARSE: qe.SparseVector(indices=p.sparse.indices, values=p.sparse.values),
+                },
+                payload=p.payload,
+            )
+            for p in points
+        ]
+        with self._write:
+            self._shard.update(qe.UpdateOperation.upsert_points(batch))
+            self._shard.flush()
+
+    def point_ids(self, *, org: str, document: str) -> set[str]:
+        ids: set[str] = set()
+        offset: Any = None
+        flt = self._filter(org, document=document)
+        while True:
+            records, offset = self._shard.scroll(
+                qe.ScrollRequest(offset=offset, limit=_SCROLL_PAGE, filter=flt, with_payload=False)
+            )
+            ids.update(str(r.id) for r in records)
+            if offset is None:
+                return ids
+
+    def delete_ids(self, *, org: str, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        flt = qe.Filter(
+            must=[
+                qe.FieldCondition(key=ORG, match=qe.MatchValue(org)),
+                qe.HasIdCondition({uuid.UUID(i) for i in ids}),
+            ]
+        )
+        with self._write:
+            self._shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
+            self._shard.flush()
+
+    def delete_where(self, *, org: str, kb: str | None = None, document: str | None = None) -> None:
+        with self._write:
+            self._shard.update(qe.UpdateOperation.delete_points_by_filter(self._filter(org, kb, document)))
+            self._shard.flush()
+
+    def count(self, *, org: str, kb: str | None = None, document: str | None = None) -> int:
+        return int(self._shard.count(qe.CountRequest(filter=self._filter(org, kb, document), exact=True)))
+
+    def search(
+        self,
+        *,
+        org: str,
+        kb: str,
+        dense: Sequence[float],
+        sparse: SparseVector | None,
+        limit: int,
+        prefetch: int,
+        fusion: Fusion = "rrf",
+    ) -> list[SearchHit]:
+        flt = self._filter(org, kb)
+        dense_query = qe.Query.Nearest([float(x) for x in dense], using=DENSE)
+        if sparse is None or not sparse.indices:
+            request = qe.QueryRequest(limit=limit, query=dense_query, filter=flt, with_payload=True)
+        else:
+            sparse_query = qe.Query.Nearest(
+                qe.SparseVector(indices=sparse.indices, values=sparse.values), using=SPARSE
+            )
+            request = qe.QueryRequest(
+                limit=limit,
+                prefetches=[
+                    qe.Prefetch(limit=prefetch, query=dense_query, filter=flt),
+                    qe.Prefetch(limit=prefetch, query=sparse_query, filter=flt),
+                ],
+                query=qe.Fusion.Rrf(k=60) if fusion == "rrf" else qe.Fusion.Dbsf(),
+                filter=flt,
+                with_payload=True,
+            )
+        return [SearchHit(str(p.id), float(p.score), dict(p.payload or {})) for p in self._shard.query(request)]
+
+    def neighbours(self, *, org: str, document: str, positions: Sequence[int]) -> list[SearchHit]:
+        if not positions:
+            return []
+        flt = self._filter(org, document=document)
+        flt = qe.Filter(
+            must=[*(flt.must or []), qe.FieldCondition(key=POSITION, match=qe.MatchAny(list(positions)))]
+        )
+        records, _ = self._shard.scroll(
+            qe.ScrollRequest(limit=len(positions), filter=flt, with_payload=True)
+        )
+        return [SearchHit(str(r.id), 0.0, dict(r.payload or {})) for r in records]
+
+    def optimize(self) -> bool:
+        """Build HNSW and merge segments; run from a background task, not on the request path."""
+        with self._write:
+            return bool(self._shard.optimize())
+
+    def close(self) -> None:
+        with self._write:
+            self._shard.close()

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from resolvo.knowledge import services
+from resolvo.knowledge.models import Document, KnowledgeBase
+
+
+class UploadForm(forms.Form):
+    files = forms.FileField(widget=forms.ClearableFileInput(attrs={"allow_multiple_selected": True}), required=False)
+    urls = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, help_text="One URL or sitemap per line.")
+
+
+@admin.register(KnowledgeBase)
+class KnowledgeBaseAdmin(admin.ModelAdmin):
+    list_display = ["name", "organization", "created_at"]
+    list_filter = ["organization"]
+    search_fields = ["name", "organization__name"]
+    actions = ["reindex"]
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path("<int:pk>/upload/", self.admin_site.admin_view(self.upload_view), name="knowledge_knowledgebase_upload"),
+            *super().get_urls(),
+        ]
+
+    def upload_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        kb = self.get_object(request, str(pk))
+        if kb is None or not self.has_change_permission(request, kb):
+            return HttpResponseRedirect(reverse("admin:knowledge_knowledgebase_changelist"))
+        form = UploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            count = 0
+            for upload in request.FILES.getlist("files"):
+                # Never read more than the limit into memory; the service records the refusal.
+                services.document_upload(
+                    knowledge_base=kb,
+                    filename=upload.name or "upload",
+                    content=upload.read(settings.INGEST_MAX_BYTES + 1),
+                    declared_size=upload.size,
+                )
+                count += 1
+            for line in form.cleaned_data["urls"].splitlines():
+                if line.strip():
+                    from workers.tasks import source_sync
+
+                    source_sync.delay(kb.pk, line.strip())
+                    count += 1
+            messages.success(request, f"{count} item(s) queued for ingestion.")
+            return HttpResponseRedirect(reverse("admin:knowledge_document_changelist") + f"?knowledge_base__id__exact={kb.pk}")
+        context = {**self.admin_site.each_context(request), "form": form, "kb": kb, "opts": self.model._meta, "title": f"Upload to {kb}"}
+        return TemplateResponse(request, "admin/knowledge/upload.html", context)
+
+    @admin.action(description="Re-index all documents")
+    def reindex(self, request: HttpRequest, queryset: QuerySet[KnowledgeBase]) -> None:
+        total = sum(services.knowledge_base_reindex(knowledge_base=kb) for kb in queryset)
+        messages.success(request, f"{total} document(s) queued for re-indexing.")
+
+
+@admin.register(Document)
+class DocumentAdmin(admin.ModelAdmin):
+    list_display = ["source", "knowledge_base", "status", "chunk_count", "chunks_done", "version", "byte_size", "updated_at"]
+    list_filter = ["status", "knowledge_base__organization", "knowledge_base"]
+    search_fields = ["source", "title"]
+    readonly_fields = [
+        "content_hash", "indexed_hash", "version", "status", "error", "chunk_count", "chunks_done", "attempts",
+        "lease_until", "queued_at", "started_at", "finished_at", "parse_ms", "embed_ms", "index_ms", "mime_type", "byte_size",
+    ]
+    actions = ["retry", "delete_with_points"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # documents arrive through the knowledge base's upload page
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # would leave the vectors behind
+        return actions
+
+    def delete_model(self, request: HttpRequest, obj: Document) -> None:
+        services.document_delete(document=obj)
+
+    @admin.action(description="Retry ingestion")
+    def retry(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
+        for doc in queryset:
+            services.document_retry(document=doc)
+        messages.success(request, f"{queryset.count()} document(s) re-queued.")
+
+    @admin.action(description="Delete documents and their indexed chunks")
+    def delete_with_points(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
+        for doc in queryset:
+            services.document_delete(document=doc)
+        messages.success(request, "Deletion queued.")

@@ -1,0 +1,101 @@
+"""``manage.py ingest --org SLUG --kb NAME [--create] [--wait] PATH_OR_URL...``"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from resolvo.knowledge import services
+from resolvo.knowledge.management.commands._common import add_scope_arguments, resolve_scope
+from resolvo.knowledge.models import Document, KnowledgeBase
+
+ACTIVE = [Document.Status.QUEUED, Document.Status.PARSING, Document.Status.EMBEDDING]
+
+
+def _files(target: Path) -> list[Path]:
+    if target.is_dir():
+        return sorted(p for p in target.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(target).parts))
+    return [target]
+
+
+class Command(BaseCommand):
+    help = "Add files, directories (recursively) and URLs to a knowledge base and ingest them."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        add_scope_arguments(parser)
+        parser.add_argument("--create", action="store_true", help="Create the organization and knowledge base if missing")
+        parser.add_argument("--wait", action="store_true", help="Show progress until every document is indexed or failed")
+        parser.add_argument("targets", nargs="+", metavar="PATH_OR_URL")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        kb = resolve_scope(opts["org"], opts["kb"], create=opts["create"])
+        console = Console(file=self.stdout._out, stderr=False)  # type: ignore[attr-defined]
+        items: list[tuple[str, Path | str]] = []
+        for target in opts["targets"]:
+            if target.startswith(("http://", "https://")):
+                items.append(("url", target))
+                continue
+            path = Path(target)
+            if not path.exists():
+                raise CommandError(f"No such file or directory: {target}")
+            items.extend(("file", p) for p in _files(path))
+        started = time.monotonic()
+        ids: list[int] = []
+        with self._progress(console, enabled=opts["wait"]) as progress:
+            docs_task = progress.add_task("Documents", total=None)
+            chunks_task = progress.add_task("Chunks", total=None)
+            for kind, item in items:
+                if kind == "url":
+                    docs = services.source_sync(knowledge_base=kb, url=str(item))
+                else:
+                    assert isinstance(item, Path)
+                    docs = [services.document_upload(knowledge_base=kb, filename=item.name, content=item.read_bytes())]
+                ids.extend(d.pk for d in docs)
+                self._refresh(progress, docs_task, chunks_task, ids)
+            while opts["wait"] and Document.objects.filter(pk__in=ids, status__in=ACTIVE).exists():
+                time.sleep(0.5)
+                self._refresh(progress, docs_task, chunks_task, ids)
+            self._refresh(progress, docs_task, chunks_task, ids)
+        if opts["wait"]:
+            self._summary(console, kb, ids, time.monotonic() - started)
+        else:
+            console.print(f"Queued {len(ids)} document(s) in {kb}. Follow them with: manage.py kb_status --org {kb.organization.slug} --kb {kb.name}")
+
+    @staticmethod
+    def _progress(console: Console, *, enabled: bool) -> Progress:
+        return Progress(
+            TextColumn("{task.description:<10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not enabled,
+        )
+
+    @staticmethod
+    def _refresh(progress: Progress, docs_task: Any, chunks_task: Any, ids: list[int]) -> None:
+        rows = list(Document.objects.filter(pk__in=ids).values_list("status", "chunk_count", "chunks_done"))
+        finished = sum(1 for status, _, _ in rows if status not in ACTIVE)
+        progress.update(docs_task, total=len(ids), completed=finished)
+        progress.update(chunks_task, total=sum(r[1] for r in rows) or None, completed=sum(r[2] for r in rows))
+
+    @staticmethod
+    def _summary(console: Console, kb: KnowledgeBase, ids: list[int], seconds: float) -> None:
+        table = Table(title=f"{kb} — {len(ids)} document(s) in {seconds:.1f} s")
+        for column in ("Source", "Status", "Chunks", "Time (ms)", "Error"):
+            table.add_column(column)
+        docs = Document.objects.filter(pk__in=ids).order_by("status", "source")
+        for doc in docs:
+            ms = sum(x or 0 for x in (doc.parse_ms, doc.embed_ms, doc.index_ms))
+            style = {"failed": "red", "indexed": "green"}.get(doc.status, "yellow")
+            table.add_row(doc.source, f"[{style}]{doc.status}[/]", str(doc.chunk_count), str(ms), doc.error)
+        console.print(table)
+        failed = sum(1 for d in docs if d.status == Document.Status.FAILED)
+        indexed = sum(1 for d in docs if d.status == Document.Status.INDEXED)
+        console.print(f"indexed {indexed}, failed {failed}, chunks {sum(d.chunk_count for d in docs if d.status == 'indexed')}")

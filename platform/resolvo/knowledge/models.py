@@ -1,0 +1,81 @@
+"""Knowledge bases and the documents in them. A document row is also its ingestion job."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from resolvo.organizations.models import Organization
+
+
+class KnowledgeBase(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="knowledge_bases")
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["organization", "name"]
+        constraints = [models.UniqueConstraint(fields=["organization", "name"], name="kb_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.organization.slug}/{self.name}"
+
+
+def document_upload_path(document: Document, filename: str) -> str:
+    return f"documents/{document.knowledge_base.organization_id}/{document.knowledge_base_id}/{filename}"
+
+
+class Document(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        PARSING = "parsing", "Parsing"
+        EMBEDDING = "embedding", "Embedding"
+        INDEXED = "indexed", "Indexed"
+        FAILED = "failed", "Failed"
+        DELETING = "deleting", "Deleting"
+
+    class Kind(models.TextChoices):
+        FILE = "file", "File"
+        URL = "url", "URL"
+
+    knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="documents")
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.FILE)
+    source = models.CharField(max_length=1000, help_text="File name or URL; unique in its knowledge base.")
+    file = models.FileField(upload_to=document_upload_path, blank=True, max_length=500)
+    title = models.CharField(max_length=500, blank=True)
+    url = models.URLField(max_length=1000, blank=True, help_text="Where a customer can read the original.")
+    mime_type = models.CharField(max_length=100, blank=True)
+    byte_size = models.PositiveBigIntegerField(default=0)
+    content_hash = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the source bytes.")
+    indexed_hash = models.CharField(max_length=64, blank=True, help_text="content_hash of the indexed version.")
+    version = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    error = models.TextField(blank=True)
+    chunk_count = models.PositiveIntegerField(default=0)
+    chunks_done = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)
+    lease_until = models.DateTimeField(null=True, blank=True, help_text="A worker holds the job until then.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    parse_ms = models.PositiveIntegerField(null=True, blank=True)
+    embed_ms = models.PositiveIntegerField(null=True, blank=True)
+    index_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["knowledge_base", "source"]
+        constraints = [models.UniqueConstraint(fields=["knowledge_base", "source"], name="document_unique_source")]
+        indexes = [models.Index(fields=["knowledge_base", "status"])]
+
+    def __str__(self) -> str:
+        return self.source
+
+    @property
+    def organization_id(self) -> int:
+        return int(self.knowledge_base.organization_id)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in {self.Status.QUEUED, self.Status.PARSING, self.Status.EMBEDDING}

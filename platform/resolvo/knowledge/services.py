@@ -1,0 +1,347 @@
+"""Writes for knowledge bases and documents. Views, commands, admin and tasks call these."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import PurePath
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from ingestion.index import DocumentRef, index_document
+from ingestion.types import IngestionError, TransientError
+from resolvo.knowledge import vectors
+from resolvo.knowledge.models import Document, KnowledgeBase
+from resolvo.organizations.models import Organization
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=10)
+Status = Document.Status
+
+
+def _human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def knowledge_base_get(*, organization: Organization, name: str, create: bool = False) -> KnowledgeBase:
+    if create:
+        kb, _ = KnowledgeBase.objects.get_or_create(organization=organization, name=name)
+        return kb
+    return KnowledgeBase.objects.get(organization=organization, name=name)
+
+
+def _enqueue_ingest(document_id: int) -> None:
+    from workers.tasks import document_ingest
+
+    transaction.on_commit(lambda: document_ingest.delay(document_id))
+
+
+@transaction.atomic
+def document_upload(
+    *, knowledge_base: KnowledgeBase, filename: str, content: bytes, url: str = "", declared_size: int | None = None
+) -> Document:
+    """Add or replace the document named ``filename`` and queue it for ingestion.
+
+    Re-uploading identical bytes changes nothing. Changed bytes bump the version; the worker
+    replaces the old chunks. A file over the size limit is recorded as failed, with the reason
+    (callers may pass only the first limit+1 bytes of a huge upload and its ``declared_size``).
+    """
+    source = PurePath(filename).name or "untitled"
+    digest = hashlib.sha256(content).hexdigest()
+    doc = Document.objects.select_for_update().filter(knowledge_base=knowledge_base, source=source).first()
+    if doc is not None and doc.content_hash == digest and doc.status != Status.FAILED:
+        return doc
+    if doc is None:
+        doc = Document(knowledge_base=knowledge_base, source=source, kind=Document.Kind.FILE)
+    elif doc.content_hash != digest:
+        doc.version += 1
+    doc.byte_size = len(content)
+    doc.content_hash = digest
+    doc.url = url or doc.url
+    doc.chunks_done = 0
+    doc.error = ""
+    doc.queued_at = timezone.now()
+    size = max(len(content), declared_size or 0)
+    if size > settings.INGEST_MAX_BYTES:
+        doc.byte_size = size
+        doc.status = Status.FAILED
+        doc.error = (
+            f"The file is {_human_bytes(size)}, over the upload limit of "
+            f"{_human_bytes(settings.INGEST_MAX_BYTES)}."
+        )
+        doc.save()
+        return doc
+    doc.status = Status.QUEUED
+    doc.lease_until = None
+    if doc.file:
+        doc.file.delete(save=False)
+    doc.save()
+    doc.file.save(source, ContentFile(content), save=True)
+    _enqueue_ingest(doc.pk)
+    return doc
+
+
+@transaction.atomic
+def document_add_url(*, knowledge_base: KnowledgeBase, url: str) -> Document:
+    """Add a web page as a document (fetched by the worker) and queue it."""
+    parts = urlsplit(url)
+    doc, created = Document.objects.select_for_update().get_or_create(
+        knowledge_base=knowledge_base, source=url, defaults={"kind": Document.Kind.URL, "url": url}
+    )
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        doc.status = Status.FAILED
+        doc.error = f"Only http:// and https:// addresses can be ingested, not {url!r}."
+        doc.save()
+        return doc
+    if not created and doc.is_active:
+        return doc
+    doc.status = Status.QUEUED
+    doc.error = ""
+    doc.lease_until = None
+    doc.queued_at = timezone.now()
+    doc.save()
+    _enqueue_ingest(doc.pk)
+    return doc
+
+
+def source_sync(*, knowledge_base: KnowledgeBase, url: str) -> list[Document]:
+    """Crawl a sitemap (same host, bounded) and add each page; a plain page is added as is."""
+    from ingestion.parse.fetch import crawl_sitemap
+
+    if _looks_like_sitemap(url):
+        pages = crawl_sitemap(
+            url,
+            max_pages=settings.INGEST_SITEMAP_MAX_PAGES,
+            max_bytes=settings.INGEST_SITEMAP_MAX_BYTES,
+            timeout=settings.INGEST_FETCH_TIMEOUT,
+        )
+        return [document_add_url(knowledge_base=knowledge_base, url=page) for page in pages]
+    return [document_add_url(knowledge_base=knowledge_base, url=url)]
+
+
+def _looks_like_sitemap(url: str) -> bool:
+    path = urlsplit(url).path.lower()
+    return path.endswith(".xml") or "sitemap" in path.rsplit("/", 1)[-1]
+
+
+def document_retry(*, document: Document) -> Document:
+    Document.objects.filter(pk=document.pk).update(
+        status=Status.QUEUED, error="", lease_until=None, queued_at=timezone.now()
+    )
+    transaction.on_commit(lambda: _enqueue_ingest_now(document.pk))
+    document.refresh_from_db()
+    return document
+
+
+def _enqueue_ingest_now(document_id: int) -> None:
+    from workers.tasks import document_ingest
+
+    document_ingest.delay(document_id)
+
+
+@transaction.atomic
+def document_delete(*, document: Document) -> None:
+    """Mark the document for deletion; the worker removes its points, then the row."""
+    from workers.tasks import document_delete as delete_task
+
+    Document.objects.filter(pk=document.pk).update(status=Status.DELETING, lease_until=None)
+    document_id = document.pk
+    transaction.on_commit(lambda: delete_task.delay(document_id))
+
+
+def document_delete_run(*, document_id: int) -> bool:
+    """Delete the document's points, its file and its row. Idempotent; False if already gone."""
+    doc = Document.objects.select_related("knowledge_base").filter(pk=document_id).first()
+    if doc is None:
+        return False
+    vectors.get_store().delete_where(org=str(doc.knowledge_base.organization_id), document=str(doc.pk))
+    if doc.file:
+        doc.file.delete(save=False)
+    doc.delete()
+    return True
+
+
+def knowledge_base_reindex(*, knowledge_base: KnowledgeBase) -> int:
+    """Re-queue every document of a knowledge base (after a model or chunking change)."""
+    ids = list(
+        knowledge_base.documents.exclude(status=Status.DELETING).values_list("pk", flat=True)
+    )
+    Document.objects.filter(pk__in=ids).update(
+        status=Status.QUEUED, indexed_hash="", error="", lease_until=None, queued_at=timezone.now()
+    )
+    for pk in ids:
+        _enqueue_ingest_now(pk)
+    return len(ids)
+
+
+def documents_recover_stalled() -> int:
+    """Re-queue documents whose worker died (lease expired mid-run). Run periodically by beat."""
+    now = timezone.now()
+    stalled = list(
+        Document.objects.filter(status__in=[Status.PARSING, Status.EMBEDDING], lease_until__lt=now).values_list(
+            "pk", flat=True
+        )
+    )
+    for pk in stalled:
+        _enqueue_ingest_now(pk)
+    return len(stalled)
+
+
+# --- The ingestion job itself ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    status: str
+    chunks: int = 0
+    embedded: int = 0
+    deleted: int = 0
+
+
+def _claim(document_id: int) -> Document | None:
+    """Take the job: queued, or abandoned by a dead worker (lease expired). None if not ours."""
+    now = timezone.now()
+    claimed = (
+        Document.objects.filter(pk=document_id)
+        .filter(
+            Q(status=Status.QUEUED)
+            | Q(status__in=[Status.PARSING, Status.EMBEDDING], lease_until__lt=now)
+            | Q(status__in=[Status.PARSING, Status.EMBEDDING], lease_until__isnull=True)
+        )
+        .update(
+            status=Status.PARSING,
+            lease_until=now + LEASE,
+            started_at=now,
+            attempts=F("attempts") + 1,
+            error="",
+        )
+    )
+    if not claimed:
+        return None
+    return Document.objects.select_related("knowledge_base").get(pk=document_id)
+
+
+def _read_source(doc: Document) -> tuple[bytes, str, str]:
+    """(bytes, file name for type detection, mime type or '') for a document."""
+    from ingestion.parse.fetch import fetch_url
+
+    if doc.kind == Document.Kind.URL:
+        page = fetch_url(doc.source, timeout=settings.INGEST_FETCH_TIMEOUT, max_bytes=settings.INGEST_MAX_BYTES)
+        return page.content, page.filename, page.content_type
+    if not doc.file:
+        raise IngestionError("The uploaded file is missing from storage; upload it again.")
+    with doc.file.open("rb") as fh:
+        return fh.read(), doc.source, ""
+
+
+def document_fail(*, document_id: int, message: str) -> IngestOutcome:
+    """Record a final failure with a reason a person can read."""
+    return _fail(document_id, message)
+
+
+def _fail(document_id: int, message: str) -> IngestOutcome:
+    Document.objects.filter(pk=document_id).update(
+        status=Status.FAILED, error=message, lease_until=None, finished_at=timezone.now()
+    )
+    return IngestOutcome(Status.FAILED)
+
+
+def document_ingest_run(*, document_id: int) -> IngestOutcome:
+    """Parse, split, embed and index one document, recording progress on its row.
+
+    Raises :class:`TransientError` for the task to retry; every other problem ends as
+    ``failed`` with a reason a person can read. Safe to run twice: the claim lets one run at a
+    time, and indexing skips chunks that are already stored.
+    """
+    doc = _claim(document_id)
+    if doc is None:
+        current = Document.objects.filter(pk=document_id).values_list("status", flat=True).first()
+        return IngestOutcome(str(current or "missing"))
+    try:
+        t0 = time.perf_counter()
+        data, filename, mime = _read_source(doc)
+        if doc.kind == Document.Kind.URL:
+            digest = hashlib.sha256(data).hexdigest()
+            if digest != doc.content_hash and doc.content_hash:
+                doc.version += 1
+            doc.content_hash, doc.byte_size = digest, len(data)
+        from ingestion.parse import parse_bytes
+
+        parsed = parse_bytes(data, filename=filename, mime_type=mime or None, max_bytes=settings.INGEST_MAX_BYTES)
+        chunks = vectors.splitter().split(parsed)
+        if not chunks:
+            raise IngestionError("No text could be extracted from this document.")
+        parse_ms = int((time.perf_counter() - t0) * 1000)
+        title = str(parsed.metadata.get("title") or parsed.title or doc.source)[:500]
+        url = doc.url or str(parsed.metadata.get("url") or "")
+        Document.objects.filter(pk=doc.pk).update(
+            status=Status.EMBEDDING,
+            title=title,
+            url=url[:1000],
+            mime_type=parsed.mime_type,
+            chunk_count=len(chunks),
+            chunks_done=0,
+            parse_ms=parse_ms,
+            version=doc.version,
+            content_hash=doc.content_hash,
+            byte_size=doc.byte_size,
+        )
+
+        def progress(done: int, total: int) -> None:
+            Document.objects.filter(pk=doc.pk).update(chunks_done=done, lease_until=timezone.now() + LEASE)
+
+        ref = DocumentRef(
+            org=str(doc.knowledge_base.organization_id),
+            kb=str(doc.knowledge_base_id),
+            document=str(doc.pk),
+            source=doc.source,
+            title=title,
+            url=url,
+        )
+        result = index_document(
+            store=vectors.get_store(),
+            embedder=vectors.embedder(),
+            sparse=vectors.sparse_encoder(),
+            ref=ref,
+            chunks=chunks,
+            on_progress=progress,
+        )
+    except IngestionError as exc:
+        return _fail(document_id, str(exc))
+    except TransientError:
+        Document.objects.filter(pk=document_id).update(status=Status.QUEUED, lease_until=None)
+        raise
+    except Exception as exc:
+        log.exception("ingestion of document %s failed", document_id)
+        return _fail(document_id, f"Internal error while ingesting ({type(exc).__name__}: {exc}).")
+    updated = Document.objects.filter(pk=doc.pk, status=Status.EMBEDDING).update(
+        status=Status.INDEXED,
+        indexed_hash=doc.content_hash,
+        chunks_done=len(chunks),
+        embed_ms=int(result.embed_seconds * 1000),
+        index_ms=int(result.store_seconds * 1000),
+        finished_at=timezone.now(),
+        lease_until=None,
+    )
+    if not updated:
+        # Deleted or re-queued while we worked; the newer request decides what stays. A delete
+        # that ran before our last upsert would otherwise leave orphan points behind.
+        current = Document.objects.filter(pk=doc.pk).values_list("status", flat=True).first()
+        if current in (None, Status.DELETING):
+            vectors.get_store().delete_where(org=ref.org, document=ref.document)
+        return IngestOutcome(str(current or "missing"))
+    return IngestOutcome(Status.INDEXED, len(chunks), result.embedded, result.deleted)

@@ -1,0 +1,21 @@
+"""Settings for the test-suite: the real services of this machine (PostgreSQL, Redis).
+
+Values already in the environment win, so CI or a developer can point the tests elsewhere.
+"""
+
+import os
+import tempfile
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+os.environ.setdefault("RESOLVO_DATA_DIR", tempfile.mkdtemp(prefix="resolvo-test-"))
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
+os.environ.setdefault("DEBUG", "0")
+os.environ.setdefault("SECURE_COOKIES", "0")
+os.environ.setdefault("INGEST_MAX_RETRIES", "1")
+os.environ.setdefault("INGEST_RETRY_BACKOFF", "0")
+os.environ.setdefault("INGEST_FETCH_TIMEOUT", "2")
+
+from resolvo.settings import *  # noqa: E402, F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

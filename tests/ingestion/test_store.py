@@ -1,0 +1,112 @@
+"""Contract tests run against both engines behind ``VectorStore``.
+
+``edge`` is Qdrant's engine in-process (the embedded mode). ``server`` is the production adapter,
+driven through qdrant-client's local mode, which implements the same client API as a server.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ingestion.sparse import SparseEncoder
+from ingestion.store import StoredPoint, VectorStore, open_store
+from ingestion.store.edge import EdgeStore
+from ingestion.types import TransientError
+
+DIM = 8
+SPARSE = SparseEncoder()
+
+
+@pytest.fixture(params=["edge", "server"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
+    url = f"local:{tmp_path / 'local'}" if request.param == "server" else None
+    s = open_store(url=url, path=str(tmp_path / "edge"), collection="chunks__test__8", dimension=DIM)
+    yield s
+    s.close()
+
+
+def _vec(seed: int) -> list[float]:
+    v = np.random.default_rng(seed).standard_normal(DIM)
+    return list(v / np.linalg.norm(v))
+
+
+def _point(org: str, kb: str, doc: str, pos: int, text: str, seed: int | None = None) -> StoredPoint:
+    return StoredPoint(
+        id=str(uuid.uuid5(uuid.NAMESPACE_OID, f"{org}{kb}{doc}{pos}{text}")),
+        dense=_vec(seed if seed is not None else pos),
+        sparse=SPARSE.embed_document(text),
+        payload={"org": org, "kb": kb, "document": doc, "position": pos, "text": text},
+    )
+
+
+def test_search_never_crosses_organizations(store: VectorStore) -> None:
+    store.upsert([_point("1", "1", "10", i, f"reset the hub {i}", seed=i) for i in range(5)])
+    store.upsert([_point("2", "2", "20", i, f"reset the hub {i}", seed=i) for i in range(5)])
+    hits = store.search(org="1", kb="1", dense=_vec(3), sparse=SPARSE.embed_query("reset hub"), limit=10, prefetch=20)
+    assert {h.payload["org"] for h in hits} == {"1"}
+    assert len(hits) == 5
+    # Same org, other knowledge base id: nothing.
+    assert store.search(org="1", kb="2", dense=_vec(3), sparse=None, limit=10, prefetch=20) == []
+    assert store.count(org="2") == 5
+
+
+def test_hybrid_search_ranks_lexical_and_dense_matches(store: VectorStore) -> None:
+    texts = ["Factory reset the Lumen Hub", "Pay your invoice by card", "Schedules turn lights on at sunset"]
+    store.upsert([_point("1", "1", "10", i, t, seed=100 + i) for i, t in enumerate(texts)])
+    dense_only = store.search(org="1", kb="1", dense=_vec(101), sparse=None, limit=1, prefetch=10)
+    assert dense_only[0].payload["text"] == texts[1]
+    lexical = store.search(org="1", kb="1", dense=_vec(999), sparse=SPARSE.embed_query("factory reset"), limit=3, prefetch=10)
+    assert texts[0] in [h.payload["text"] for h in lexical[:2]]
+
+
+def test_ids_delete_and_neighbours(store: VectorStore) -> None:
+    points = [_point("1", "1", "10", i, f"chunk {i}") for i in range(4)]
+    store.upsert(points)
+    store.upsert(points)  # idempotent
+    assert store.point_ids(org="1", document="10") == {p.id for p in points}
+    assert store.count(org="1", document="10") == 4
+    near = store.neighbours(org="1", document="10", positions=[1, 2])
+    assert sorted(h.payload["position"] for h in near) == [1, 2]
+    # Deleting by id is scoped to the organization: another org cannot delete these points.
+    store.delete_ids(org="2", ids=[points[0].id])
+    assert store.count(org="1", document="10") == 4
+    store.delete_ids(org="1", ids=[points[0].id])
+    assert store.count(org="1", document="10") == 3
+    store.delete_where(org="1", document="10")
+    assert store.count(org="1") == 0
+
+
+def test_edge_store_is_locked_by_its_process(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    first = EdgeStore.open(path=str(tmp_path), collection="c", dimension=DIM)
+    try:
+        code = (
+            "import sys; from ingestion.store.edge import EdgeStore\n"
+            "from ingestion.types import TransientError\n"
+            f"try:\n    EdgeStore.open(path={str(tmp_path)!r}, collection='c', dimension={DIM})\n"
+            "except TransientError as e:\n    print('LOCKED', e)\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[2])
+        assert "LOCKED" in out.stdout and "QDRANT_URL" in out.stdout, out.stderr
+    finally:
+        first.close()
+    assert TransientError  # the error type the message above came from
+
+
+def test_edge_store_survives_reopen(tmp_path: Path) -> None:
+    s = EdgeStore.open(path=str(tmp_path), collection="c", dimension=DIM)
+    s.upsert([_point("1", "1", "10", i, f"chunk {i}") for i in range(3)])
+    s.close()
+    s = EdgeStore.open(path=str(tmp_path), collection="c", dimension=DIM)
+    try:
+        assert s.count(org="1") == 3
+        assert len(s.search(org="1", kb="1", dense=_vec(1), sparse=None, limit=5, prefetch=5)) == 3
+    finally:
+        s.close()

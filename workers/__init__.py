@@ -1,0 +1,5 @@
+"""Celery app and thin tasks. Start a worker with ``python -m celery -A workers worker -Q ingest``."""
+
+from workers.celery import app
+
+__all__ = ["app"]
