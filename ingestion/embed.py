@@ -70,7 +70,7 @@ class Embedder:
 
     @property
     def dimension(self) -> int:
-        dim = self.model.get_sentence_embedding_dimension()
+        dim = self.model.get_embedding_dimension()
         if dim is None:
             raise RuntimeError(f"model {self.name} does not report its embedding dimension")
         return int(dim)

@@ -237,9 +237,9 @@ def _claim(document_id: int) -> Document | None:
 
 def _read_source(doc: Document) -> tuple[bytes, str, str]:
     """(bytes, file name for type detection, mime type or '') for a document."""
-    from ingestion.parse.fetch import fetch_url
-
     if doc.kind == Document.Kind.URL:
+        from ingestion.parse.fetch import fetch_url
+
         page = fetch_url(doc.source, timeout=settings.INGEST_FETCH_TIMEOUT, max_bytes=settings.INGEST_MAX_BYTES)
         return page.content, page.filename, page.content_type
     if not doc.file:
