@@ -42,8 +42,8 @@ class IndexResult:
     store_seconds: float
 
 
-ProgressCallback = Callable[[int, int], None]
-"""Called with (chunks done, chunks total) after each stored batch."""
+ProgressCallback = Callable[[DocumentRef, int, int], None]
+"""Called with (document, chunks done, chunks total) after each stored batch that touched it."""
 
 
 def content_hash(text: str) -> str:
@@ -54,50 +54,72 @@ def point_id(document: str, position: int, chunk_hash: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{document}:{position}:{chunk_hash}"))
 
 
-def index_document(
+@dataclass
+class _Plan:
+    ref: DocumentRef
+    wanted: list[tuple[str, Chunk]]
+    existing: set[str]
+    done: int = 0
+    embedded: int = 0
+    embed_s: float = 0.0
+    store_s: float = 0.0
+
+
+def index_documents(
     *,
     store: VectorStore,
     embedder: Embedder,
     sparse: SparseEncoder,
-    ref: DocumentRef,
-    chunks: Sequence[Chunk],
+    documents: Sequence[tuple[DocumentRef, Sequence[Chunk]]],
     batch_size: int = 64,
     on_progress: ProgressCallback | None = None,
-) -> IndexResult:
-    """Make the store hold exactly ``chunks`` for ``ref.document``.
+) -> list[IndexResult]:
+    """Make the store hold exactly the given chunks for each document; results in input order.
 
-    Precondition: nobody else indexes the same document concurrently (the caller holds the
-    document's claim).
+    Chunks still missing from all documents are embedded together, longest-first in full
+    batches, because the model is several times faster per text in a batch of 64 than one
+    document at a time. Precondition: nobody else indexes these documents concurrently (the
+    caller holds their claims).
     """
-    wanted = [(point_id(ref.document, c.position, content_hash(c.embed_text)), c) for c in chunks]
-    existing = store.point_ids(org=ref.org, document=ref.document)
-    missing = [(pid, c) for pid, c in wanted if pid not in existing]
-    done = len(wanted) - len(missing)
-    embed_s = store_s = 0.0
-    if on_progress:
-        on_progress(done, len(wanted))
-    for start in range(0, len(missing), batch_size):
-        batch = missing[start : start + batch_size]
+    plans: list[_Plan] = []
+    for ref, chunks in documents:
+        wanted = [(point_id(ref.document, c.position, content_hash(c.embed_text)), c) for c in chunks]
+        plans.append(_Plan(ref, wanted, store.point_ids(org=ref.org, document=ref.document)))
+    queue: list[tuple[_Plan, str, Chunk]] = []
+    for plan in plans:
+        missing = [(pid, c) for pid, c in plan.wanted if pid not in plan.existing]
+        plan.done = len(plan.wanted) - len(missing)
+        queue.extend((plan, pid, c) for pid, c in missing)
+        if on_progress:
+            on_progress(plan.ref, plan.done, len(plan.wanted))
+    queue.sort(key=lambda item: len(item[2].embed_text), reverse=True)
+    for start in range(0, len(queue), batch_size):
+        batch = queue[start : start + batch_size]
         t0 = time.perf_counter()
-        texts = [c.embed_text for _, c in batch]
+        texts = [c.embed_text for _, _, c in batch]
         dense = embedder.embed_documents(texts)
         lexical = [sparse.embed_document(t) for t in texts]
         t1 = time.perf_counter()
-        store.upsert(
-            [
-                StoredPoint(pid, dense[i], lexical[i], _payload(ref, c))
-                for i, (pid, c) in enumerate(batch)
-            ]
-        )
+        store.upsert([StoredPoint(pid, dense[i], lexical[i], _payload(plan.ref, c)) for i, (plan, pid, c) in enumerate(batch)])
         t2 = time.perf_counter()
-        embed_s += t1 - t0
-        store_s += t2 - t1
-        done += len(batch)
+        touched: dict[int, _Plan] = {}
+        for plan, _, _ in batch:
+            share = 1 / len(batch)
+            plan.embed_s += (t1 - t0) * share
+            plan.store_s += (t2 - t1) * share
+            plan.done += 1
+            plan.embedded += 1
+            touched[id(plan)] = plan
         if on_progress:
-            on_progress(done, len(wanted))
-    stale = sorted(existing - {pid for pid, _ in wanted})
-    store.delete_ids(org=ref.org, ids=stale)
-    return IndexResult(len(missing), len(wanted) - len(missing), len(stale), embed_s, store_s)
+            for plan in touched.values():
+                on_progress(plan.ref, plan.done, len(plan.wanted))
+    results = []
+    for plan in plans:
+        stale = sorted(plan.existing - {pid for pid, _ in plan.wanted})
+        store.delete_ids(org=plan.ref.org, ids=stale)
+        kept = len(plan.wanted) - plan.embedded
+        results.append(IndexResult(plan.embedded, kept, len(stale), plan.embed_s, plan.store_s))
+    return results
 
 
 def _payload(ref: DocumentRef, chunk: Chunk) -> dict[str, object]:

@@ -62,7 +62,7 @@ def serve(routes: dict[str, Route] | Callable[[str], dict[str, Route]]) -> Itera
     server.daemon_threads = True
     base = f"http://127.0.0.1:{server.server_address[1]}"
     table.update(routes(base) if callable(routes) else routes)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield Site(base, table, hits)

@@ -19,15 +19,36 @@ def _retry_or_fail(task: Task, exc: TransientError, on_final: Any) -> None:
     raise task.retry(exc=exc, countdown=countdown, max_retries=max_retries)
 
 
-@shared_task(bind=True, acks_late=True, name="workers.tasks.document_ingest")
-def document_ingest(self: Task, document_id: int) -> str:
+def _ingest(task: Task, document_ids: list[int], *, single: bool) -> dict[int, str]:
     from resolvo.knowledge import services
 
     try:
-        return services.document_ingest_run(document_id=document_id).status
-    except TransientError as exc:
-        _retry_or_fail(self, exc, lambda msg: services.document_fail(document_id=document_id, message=msg))
-        return "failed"
+        outcomes = services.documents_ingest_run(document_ids=document_ids)
+    except services.RetryDocuments as exc:
+        max_retries = settings.INGEST_MAX_RETRIES
+        if task.request.retries >= max_retries:
+            for document_id in exc.document_ids:
+                services.document_fail(
+                    document_id=document_id, message=f"{exc} (gave up after {max_retries + 1} attempts)"
+                )
+            return {i: "failed" for i in exc.document_ids}
+        countdown = min(2**task.request.retries * settings.INGEST_RETRY_BACKOFF, 300)
+        # Only the documents that hit the transient problem go round again.
+        args = [exc.document_ids[0]] if single else [exc.document_ids]
+        raise task.retry(args=args, exc=exc, countdown=countdown, max_retries=max_retries) from exc
+    return {i: o.status for i, o in outcomes.items()}
+
+
+@shared_task(bind=True, acks_late=True, name="workers.tasks.document_ingest")
+def document_ingest(self: Task, document_id: int) -> str:
+    """Ingest one document (parse, split, embed, index); idempotent."""
+    return _ingest(self, [document_id], single=True)[document_id]
+
+
+@shared_task(bind=True, acks_late=True, name="workers.tasks.document_ingest_batch")
+def document_ingest_batch(self: Task, document_ids: list[int]) -> dict[int, str]:
+    """Ingest several documents with shared embedding batches; idempotent."""
+    return _ingest(self, document_ids, single=False)
 
 
 @shared_task(bind=True, acks_late=True, name="workers.tasks.document_delete")

@@ -75,7 +75,16 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)
     if DATABASE_URL
-    else {"ENGINE": "django.db.backends.sqlite3", "NAME": str(DATA_DIR / "resolvo.sqlite3")}
+    else {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(DATA_DIR / "resolvo.sqlite3"),
+        # WAL lets the web thread read while a task writes; NORMAL sync is durable at checkpoints
+        # and avoids an fsync per commit; IMMEDIATE takes the write lock up front (no deadlocks).
+        "OPTIONS": {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;",
+            "transaction_mode": "IMMEDIATE",
+        },
+    }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -142,3 +151,4 @@ LOGGING = {
 }
 INGEST_MAX_RETRIES = env_int("INGEST_MAX_RETRIES", 4)
 INGEST_RETRY_BACKOFF = env_int("INGEST_RETRY_BACKOFF", 5)
+INGEST_BATCH_DOCUMENTS = env_int("INGEST_BATCH_DOCUMENTS", 64)

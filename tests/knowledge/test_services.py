@@ -184,18 +184,18 @@ def test_worker_killed_mid_document_leaves_no_duplicates_and_retry_completes(
     # Die after the first stored batch, the way a killed worker would: nothing after it runs.
     import ingestion.index as index_mod
 
-    real = index_mod.index_document
+    real = index_mod.index_documents
 
     def dying(**kwargs: Any) -> Any:
-        def progress(done: int, total: int) -> None:
-            kwargs_progress(done, total)
+        def progress(ref: Any, done: int, total: int) -> None:
+            kwargs_progress(ref, done, total)
             if done >= 4:
                 raise KeyboardInterrupt("worker killed")
 
         kwargs_progress = kwargs.pop("on_progress")
         return real(**kwargs, batch_size=4, on_progress=progress)
 
-    monkeypatch.setattr(services, "index_document", dying)
+    monkeypatch.setattr(services, "index_documents", dying)
     with pytest.raises(KeyboardInterrupt):
         services.document_ingest_run(document_id=doc.pk)
     doc.refresh_from_db()
@@ -203,7 +203,7 @@ def test_worker_killed_mid_document_leaves_no_duplicates_and_retry_completes(
     partial = vector_store.count(org=str(kb.organization_id), document=str(doc.pk))
     assert 0 < partial < doc.chunk_count
 
-    monkeypatch.setattr(services, "index_document", real)
+    monkeypatch.setattr(services, "index_documents", real)
     # The lease is still held: a duplicate delivery right now does not start a second run...
     assert services.document_ingest_run(document_id=doc.pk).status == S.EMBEDDING
     # ...but once it expires (or the beat task recovers it) the retry completes the job.
@@ -221,7 +221,7 @@ def test_transient_store_failure_requeues_for_retry(make_kb: Any, vector_store: 
     def unavailable(**kwargs: Any) -> Any:
         raise TransientError("Qdrant is unavailable: connection refused")
 
-    monkeypatch.setattr(services, "index_document", unavailable)
+    monkeypatch.setattr(services, "index_documents", unavailable)
     with pytest.raises(TransientError):
         services.document_ingest_run(document_id=doc.pk)
     doc.refresh_from_db()

@@ -16,8 +16,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from ingestion.index import DocumentRef, index_document
-from ingestion.types import IngestionError, TransientError
+from ingestion.index import DocumentRef, index_documents
+from ingestion.types import Chunk, IngestionError, TransientError
 from resolvo.knowledge import vectors
 from resolvo.knowledge.models import Document, KnowledgeBase
 from resolvo.organizations.models import Organization
@@ -45,20 +45,47 @@ def knowledge_base_get(*, organization: Organization, name: str, create: bool = 
 
 
 def _enqueue_ingest(document_id: int) -> None:
-    from workers.tasks import document_ingest
+    documents_enqueue(document_ids=[document_id])
 
-    transaction.on_commit(lambda: document_ingest.delay(document_id))
+
+def documents_enqueue(*, document_ids: list[int]) -> None:
+    """Queue ingestion once the current transaction commits, several documents per task.
+
+    One document alone is sent as ``document_ingest``; more are grouped so the embedding model
+    runs full batches (``INGEST_BATCH_DOCUMENTS`` per task).
+    """
+    from workers.tasks import document_ingest, document_ingest_batch
+
+    ids = list(document_ids)
+    size = settings.INGEST_BATCH_DOCUMENTS
+
+    def send() -> None:
+        if len(ids) == 1:
+            document_ingest.delay(ids[0])
+            return
+        for start in range(0, len(ids), size):
+            document_ingest_batch.delay(ids[start : start + size])
+
+    if ids:
+        transaction.on_commit(send)
 
 
 @transaction.atomic
 def document_upload(
-    *, knowledge_base: KnowledgeBase, filename: str, content: bytes, url: str = "", declared_size: int | None = None
+    *,
+    knowledge_base: KnowledgeBase,
+    filename: str,
+    content: bytes,
+    url: str = "",
+    declared_size: int | None = None,
+    enqueue: bool = True,
 ) -> Document:
     """Add or replace the document named ``filename`` and queue it for ingestion.
 
     Re-uploading identical bytes changes nothing. Changed bytes bump the version; the worker
     replaces the old chunks. A file over the size limit is recorded as failed, with the reason
     (callers may pass only the first limit+1 bytes of a huge upload and its ``declared_size``).
+    With ``enqueue=False`` the caller queues the document itself (see :func:`documents_enqueue`).
     """
     source = PurePath(filename).name or "untitled"
     digest = hashlib.sha256(content).hexdigest()
@@ -91,7 +118,8 @@ def document_upload(
         doc.file.delete(save=False)
     doc.save()
     doc.file.save(source, ContentFile(content), save=True)
-    _enqueue_ingest(doc.pk)
+    if enqueue:
+        _enqueue_ingest(doc.pk)
     return doc
 
 
@@ -142,15 +170,10 @@ def document_retry(*, document: Document) -> Document:
     Document.objects.filter(pk=document.pk).update(
         status=Status.QUEUED, error="", lease_until=None, queued_at=timezone.now()
     )
-    transaction.on_commit(lambda: _enqueue_ingest_now(document.pk))
+    with transaction.atomic():
+        _enqueue_ingest(document.pk)
     document.refresh_from_db()
     return document
-
-
-def _enqueue_ingest_now(document_id: int) -> None:
-    from workers.tasks import document_ingest
-
-    document_ingest.delay(document_id)
 
 
 @transaction.atomic
@@ -183,8 +206,8 @@ def knowledge_base_reindex(*, knowledge_base: KnowledgeBase) -> int:
     Document.objects.filter(pk__in=ids).update(
         status=Status.QUEUED, indexed_hash="", error="", lease_until=None, queued_at=timezone.now()
     )
-    for pk in ids:
-        _enqueue_ingest_now(pk)
+    with transaction.atomic():
+        documents_enqueue(document_ids=ids)
     return len(ids)
 
 
@@ -196,8 +219,8 @@ def documents_recover_stalled() -> int:
             "pk", flat=True
         )
     )
-    for pk in stalled:
-        _enqueue_ingest_now(pk)
+    with transaction.atomic():
+        documents_enqueue(document_ids=stalled)
     return len(stalled)
 
 
@@ -260,88 +283,152 @@ def _fail(document_id: int, message: str) -> IngestOutcome:
     return IngestOutcome(Status.FAILED)
 
 
-def document_ingest_run(*, document_id: int) -> IngestOutcome:
-    """Parse, split, embed and index one document, recording progress on its row.
+class RetryDocuments(TransientError):
+    """Some documents of a batch hit a transient problem; retry just those."""
 
-    Raises :class:`TransientError` for the task to retry; every other problem ends as
-    ``failed`` with a reason a person can read. Safe to run twice: the claim lets one run at a
+    def __init__(self, document_ids: list[int], message: str) -> None:
+        super().__init__(message)
+        self.document_ids = document_ids
+
+
+@dataclass
+class _Prepared:
+    doc: Document
+    ref: DocumentRef
+    chunks: list[Chunk]
+
+
+def _prepare(doc: Document) -> _Prepared:
+    """Read, parse and split one claimed document; record what was found on its row."""
+    from ingestion.parse import parse_bytes
+
+    t0 = time.perf_counter()
+    data, filename, mime = _read_source(doc)
+    if doc.kind == Document.Kind.URL:
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != doc.content_hash and doc.content_hash:
+            doc.version += 1
+        doc.content_hash, doc.byte_size = digest, len(data)
+    parsed = parse_bytes(data, filename=filename, mime_type=mime or None, max_bytes=settings.INGEST_MAX_BYTES)
+    chunks = vectors.splitter().split(parsed)
+    if not chunks:
+        raise IngestionError("No text could be extracted from this document.")
+    title = str(parsed.metadata.get("title") or parsed.title or doc.source)[:500]
+    url = doc.url or str(parsed.metadata.get("url") or parsed.metadata.get("section_url") or "")
+    Document.objects.filter(pk=doc.pk).update(
+        status=Status.EMBEDDING,
+        title=title,
+        url=url[:1000],
+        mime_type=parsed.mime_type,
+        chunk_count=len(chunks),
+        chunks_done=0,
+        parse_ms=int((time.perf_counter() - t0) * 1000),
+        version=doc.version,
+        content_hash=doc.content_hash,
+        byte_size=doc.byte_size,
+    )
+    ref = DocumentRef(
+        org=str(doc.knowledge_base.organization_id),
+        kb=str(doc.knowledge_base_id),
+        document=str(doc.pk),
+        source=doc.source,
+        title=title,
+        url=url,
+    )
+    return _Prepared(doc, ref, chunks)
+
+
+def _requeue(document_ids: list[int]) -> None:
+    Document.objects.filter(pk__in=document_ids, status__in=[Status.PARSING, Status.EMBEDDING]).update(
+        status=Status.QUEUED, lease_until=None
+    )
+
+
+def document_ingest_run(*, document_id: int) -> IngestOutcome:
+    """Ingest one document; see :func:`documents_ingest_run`."""
+    return documents_ingest_run(document_ids=[document_id])[document_id]
+
+
+def documents_ingest_run(*, document_ids: list[int]) -> dict[int, IngestOutcome]:
+    """Parse, split, embed and index documents, recording progress on each row.
+
+    Documents are embedded together so the model runs full batches. Each document fails on
+    its own with a reason a person can read; transient problems raise :class:`RetryDocuments`
+    naming the documents to retry. Safe to run twice: claims let one run hold a document at a
     time, and indexing skips chunks that are already stored.
     """
-    doc = _claim(document_id)
-    if doc is None:
-        current = Document.objects.filter(pk=document_id).values_list("status", flat=True).first()
-        return IngestOutcome(str(current or "missing"))
+    outcomes: dict[int, IngestOutcome] = {}
+    prepared: list[_Prepared] = []
+    retry: list[int] = []
+    retry_reason = ""
+    for document_id in document_ids:
+        doc = _claim(document_id)
+        if doc is None:
+            current = Document.objects.filter(pk=document_id).values_list("status", flat=True).first()
+            outcomes[document_id] = IngestOutcome(str(current or "missing"))
+            continue
+        try:
+            prepared.append(_prepare(doc))
+        except IngestionError as exc:
+            outcomes[document_id] = _fail(document_id, str(exc))
+        except TransientError as exc:
+            retry.append(document_id)
+            retry_reason = str(exc)
+        except Exception as exc:
+            log.exception("parsing document %s failed", document_id)
+            outcomes[document_id] = _fail(document_id, f"Internal error while reading the document ({type(exc).__name__}: {exc}).")
+    if prepared:
+        outcomes.update(_index(prepared))
+    if retry:
+        _requeue(retry)
+        raise RetryDocuments(retry, retry_reason)
+    return outcomes
+
+
+def _index(prepared: list[_Prepared]) -> dict[int, IngestOutcome]:
+    by_ref = {p.ref.document: p for p in prepared}
+    last_write: dict[str, float] = {}
+
+    def progress(ref: DocumentRef, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - last_write.get(ref.document, 0.0) < 0.5:
+            return  # at most two progress writes a second per document
+        last_write[ref.document] = now
+        Document.objects.filter(pk=int(ref.document)).update(chunks_done=done, lease_until=timezone.now() + LEASE)
+
     try:
-        t0 = time.perf_counter()
-        data, filename, mime = _read_source(doc)
-        if doc.kind == Document.Kind.URL:
-            digest = hashlib.sha256(data).hexdigest()
-            if digest != doc.content_hash and doc.content_hash:
-                doc.version += 1
-            doc.content_hash, doc.byte_size = digest, len(data)
-        from ingestion.parse import parse_bytes
-
-        parsed = parse_bytes(data, filename=filename, mime_type=mime or None, max_bytes=settings.INGEST_MAX_BYTES)
-        chunks = vectors.splitter().split(parsed)
-        if not chunks:
-            raise IngestionError("No text could be extracted from this document.")
-        parse_ms = int((time.perf_counter() - t0) * 1000)
-        title = str(parsed.metadata.get("title") or parsed.title or doc.source)[:500]
-        url = doc.url or str(parsed.metadata.get("url") or "")
-        Document.objects.filter(pk=doc.pk).update(
-            status=Status.EMBEDDING,
-            title=title,
-            url=url[:1000],
-            mime_type=parsed.mime_type,
-            chunk_count=len(chunks),
-            chunks_done=0,
-            parse_ms=parse_ms,
-            version=doc.version,
-            content_hash=doc.content_hash,
-            byte_size=doc.byte_size,
-        )
-
-        def progress(done: int, total: int) -> None:
-            Document.objects.filter(pk=doc.pk).update(chunks_done=done, lease_until=timezone.now() + LEASE)
-
-        ref = DocumentRef(
-            org=str(doc.knowledge_base.organization_id),
-            kb=str(doc.knowledge_base_id),
-            document=str(doc.pk),
-            source=doc.source,
-            title=title,
-            url=url,
-        )
-        result = index_document(
+        results = index_documents(
             store=vectors.get_store(),
             embedder=vectors.embedder(),
             sparse=vectors.sparse_encoder(),
-            ref=ref,
-            chunks=chunks,
+            documents=[(p.ref, p.chunks) for p in prepared],
             on_progress=progress,
         )
-    except IngestionError as exc:
-        return _fail(document_id, str(exc))
-    except TransientError:
-        Document.objects.filter(pk=document_id).update(status=Status.QUEUED, lease_until=None)
-        raise
+    except TransientError as exc:
+        ids = [p.doc.pk for p in prepared]
+        _requeue(ids)
+        raise RetryDocuments(ids, str(exc)) from exc
     except Exception as exc:
-        log.exception("ingestion of document %s failed", document_id)
-        return _fail(document_id, f"Internal error while ingesting ({type(exc).__name__}: {exc}).")
-    updated = Document.objects.filter(pk=doc.pk, status=Status.EMBEDDING).update(
-        status=Status.INDEXED,
-        indexed_hash=doc.content_hash,
-        chunks_done=len(chunks),
-        embed_ms=int(result.embed_seconds * 1000),
-        index_ms=int(result.store_seconds * 1000),
-        finished_at=timezone.now(),
-        lease_until=None,
-    )
-    if not updated:
+        log.exception("indexing documents %s failed", list(by_ref))
+        return {p.doc.pk: _fail(p.doc.pk, f"Internal error while indexing ({type(exc).__name__}: {exc}).") for p in prepared}
+    outcomes: dict[int, IngestOutcome] = {}
+    for p, result in zip(prepared, results, strict=True):
+        updated = Document.objects.filter(pk=p.doc.pk, status=Status.EMBEDDING).update(
+            status=Status.INDEXED,
+            indexed_hash=p.doc.content_hash,
+            chunks_done=len(p.chunks),
+            embed_ms=int(result.embed_seconds * 1000),
+            index_ms=int(result.store_seconds * 1000),
+            finished_at=timezone.now(),
+            lease_until=None,
+        )
+        if updated:
+            outcomes[p.doc.pk] = IngestOutcome(Status.INDEXED, len(p.chunks), result.embedded, result.deleted)
+            continue
         # Deleted or re-queued while we worked; the newer request decides what stays. A delete
         # that ran before our last upsert would otherwise leave orphan points behind.
-        current = Document.objects.filter(pk=doc.pk).values_list("status", flat=True).first()
+        current = Document.objects.filter(pk=p.doc.pk).values_list("status", flat=True).first()
         if current in (None, Status.DELETING):
-            vectors.get_store().delete_where(org=ref.org, document=ref.document)
-        return IngestOutcome(str(current or "missing"))
-    return IngestOutcome(Status.INDEXED, len(chunks), result.embedded, result.deleted)
+            vectors.get_store().delete_where(org=p.ref.org, document=p.ref.document)
+        outcomes[p.doc.pk] = IngestOutcome(str(current or "missing"))
+    return outcomes

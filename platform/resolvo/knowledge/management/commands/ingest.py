@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -50,22 +53,48 @@ class Command(BaseCommand):
         with self._progress(console, enabled=opts["wait"]) as progress:
             docs_task = progress.add_task("Documents", total=None)
             chunks_task = progress.add_task("Chunks", total=None)
+            files: list[int] = []
             for kind, item in items:
                 if kind == "url":
                     docs = services.source_sync(knowledge_base=kb, url=str(item))
                 else:
                     assert isinstance(item, Path)
-                    docs = [services.document_upload(knowledge_base=kb, filename=item.name, content=item.read_bytes())]
+                    docs = [
+                        services.document_upload(
+                            knowledge_base=kb, filename=item.name, content=item.read_bytes(), enqueue=False
+                        )
+                    ]
+                    files.extend(d.pk for d in docs if d.status == Document.Status.QUEUED)
                 ids.extend(d.pk for d in docs)
+            runner = self._enqueue(files)
+            while opts["wait"] and (
+                runner.is_alive() or Document.objects.filter(pk__in=ids, status__in=ACTIVE).exists()
+            ):
                 self._refresh(progress, docs_task, chunks_task, ids)
-            while opts["wait"] and Document.objects.filter(pk__in=ids, status__in=ACTIVE).exists():
                 time.sleep(0.5)
-                self._refresh(progress, docs_task, chunks_task, ids)
+            runner.join()
             self._refresh(progress, docs_task, chunks_task, ids)
         if opts["wait"]:
             self._summary(console, kb, ids, time.monotonic() - started)
         else:
             console.print(f"Queued {len(ids)} document(s) in {kb}. Follow them with: manage.py kb_status --org {kb.organization.slug} --kb {kb.name}")
+
+    @staticmethod
+    def _enqueue(document_ids: list[int]) -> threading.Thread:
+        """Queue the files in batches. In the embedded mode tasks run eagerly, so they run on a
+        thread of their own while this one draws the progress bar."""
+
+        def run() -> None:
+            try:
+                services.documents_enqueue(document_ids=document_ids)
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=run, name="ingest-enqueue", daemon=True)
+        thread.start()
+        if not settings.CELERY_TASK_ALWAYS_EAGER:
+            thread.join()
+        return thread
 
     @staticmethod
     def _progress(console: Console, *, enabled: bool) -> Progress:

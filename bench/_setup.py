@@ -1,0 +1,29 @@
+"""Run a bench script against a throw-away embedded platform (SQLite + embedded Qdrant)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATASET = REPO.parent / "shared" / "datasets" / "emanual"
+
+
+def django_embedded(data_dir: str | None = None) -> Path:
+    """Configure Django in embedded mode in a fresh data directory and migrate it."""
+    target = Path(data_dir or tempfile.mkdtemp(prefix="resolvo-bench-"))
+    for var in ("DATABASE_URL", "REDIS_URL", "QDRANT_URL"):
+        os.environ.pop(var, None)
+    os.environ["RESOLVO_DATA_DIR"] = str(target)
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    sys.path[:0] = [str(REPO), str(REPO / "platform")]
+    os.environ["DJANGO_SETTINGS_MODULE"] = "resolvo.settings"
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+    return target
