@@ -14,6 +14,7 @@ DATASET = REPO.parent / "shared" / "datasets" / "emanual"
 def django_embedded(data_dir: str | None = None) -> Path:
     """Configure Django in embedded mode in a fresh data directory and migrate it."""
     target = Path(data_dir or tempfile.mkdtemp(prefix="resolvo-bench-"))
+    target.mkdir(parents=True, exist_ok=True)
     for var in ("DATABASE_URL", "REDIS_URL", "QDRANT_URL"):
         os.environ.pop(var, None)
     os.environ["RESOLVO_DATA_DIR"] = str(target)

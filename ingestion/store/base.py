@@ -37,7 +37,10 @@ class StoredPoint:
 class SearchHit:
     id: str
     score: float
+    """The fused score (rank-based for RRF): compare within one result list only."""
     payload: dict[str, Any] = field(default_factory=dict)
+    dense: Sequence[float] | None = None
+    """The stored dense vector, when requested: lets callers compute absolute similarities."""
 
 
 class VectorStore(Protocol):
@@ -67,6 +70,7 @@ class VectorStore(Protocol):
         limit: int,
         prefetch: int,
         fusion: Fusion = "rrf",
+        with_vectors: bool = False,
     ) -> list[SearchHit]:
         """Hybrid search: dense and sparse candidates fused; sparse=None gives dense only."""
         ...

@@ -22,6 +22,13 @@ from ingestion.types import TransientError
 _SCROLL_PAGE = 1000
 
 
+def _dense_of(vector: Any) -> list[float] | None:
+    if isinstance(vector, dict):
+        dense = vector.get(DENSE)
+        return list(dense) if dense is not None else None
+    return None
+
+
 class EdgeStore:
     """One collection as an edge shard at ``<path>/<collection>``. Thread-safe."""
 
@@ -137,11 +144,15 @@ class EdgeStore:
         limit: int,
         prefetch: int,
         fusion: Fusion = "rrf",
+        with_vectors: bool = False,
     ) -> list[SearchHit]:
         flt = self._filter(org, kb)
+        vectors: Any = [DENSE] if with_vectors else False
         dense_query = qe.Query.Nearest([float(x) for x in dense], using=DENSE)
         if sparse is None or not sparse.indices:
-            request = qe.QueryRequest(limit=limit, query=dense_query, filter=flt, with_payload=True)
+            request = qe.QueryRequest(
+                limit=limit, query=dense_query, filter=flt, with_payload=True, with_vector=vectors
+            )
         else:
             sparse_query = qe.Query.Nearest(
                 qe.SparseVector(indices=sparse.indices, values=sparse.values), using=SPARSE
@@ -155,8 +166,12 @@ class EdgeStore:
                 query=qe.Fusion.Rrf(k=60) if fusion == "rrf" else qe.Fusion.Dbsf(),
                 filter=flt,
                 with_payload=True,
+                with_vector=vectors,
             )
-        return [SearchHit(str(p.id), float(p.score), dict(p.payload or {})) for p in self._shard.query(request)]
+        return [
+            SearchHit(str(p.id), float(p.score), dict(p.payload or {}), _dense_of(p.vector))
+            for p in self._shard.query(request)
+        ]
 
     def neighbours(self, *, org: str, document: str, positions: Sequence[int]) -> list[SearchHit]:
         if not positions:

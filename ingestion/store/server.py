@@ -133,13 +133,16 @@ class ServerStore:
         limit: int,
         prefetch: int,
         fusion: Fusion = "rrf",
+        with_vectors: bool = False,
     ) -> list[SearchHit]:
         flt = self._filter(org, kb)
+        vectors: Any = [DENSE] if with_vectors else False
         dense_query = [float(x) for x in dense]
         try:
             if sparse is None or not sparse.indices:
                 response = self._client.query_points(
-                    self.collection, query=dense_query, using=DENSE, query_filter=flt, limit=limit, with_payload=True
+                    self.collection, query=dense_query, using=DENSE, query_filter=flt, limit=limit, with_payload=True,
+                    with_vectors=vectors,
                 )
             else:
                 response = self._client.query_points(
@@ -157,10 +160,19 @@ class ServerStore:
                     query_filter=flt,
                     limit=limit,
                     with_payload=True,
+                    with_vectors=vectors,
                 )
         except (ResponseHandlingException, UnexpectedResponse) as exc:
             raise TransientError(f"Qdrant search failed: {exc}") from exc
-        return [SearchHit(str(p.id), float(p.score), dict(p.payload or {})) for p in response.points]
+        return [
+            SearchHit(
+                str(p.id),
+                float(p.score),
+                dict(p.payload or {}),
+                list(p.vector[DENSE]) if isinstance(p.vector, dict) and DENSE in p.vector else None,  # type: ignore[arg-type]
+            )
+            for p in response.points
+        ]
 
     def neighbours(self, *, org: str, document: str, positions: Sequence[int]) -> list[SearchHit]:
         if not positions:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from resolvo.env import env_bool, env_int, env_list, env_path, env_str
+from resolvo.env import env_bool, env_float, env_int, env_list, env_path, env_str
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "resolvo.organizations",
     "resolvo.knowledge",
+    "resolvo.answers",
 ]
 
 MIDDLEWARE = [
@@ -71,6 +72,10 @@ TEMPLATES = [
         },
     }
 ]
+
+if not DATABASE_URL:
+    # SQLite cannot create its folder; this is the one filesystem touch settings make.
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 DATABASES = {
     "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)
@@ -152,3 +157,22 @@ LOGGING = {
 INGEST_MAX_RETRIES = env_int("INGEST_MAX_RETRIES", 4)
 INGEST_RETRY_BACKOFF = env_int("INGEST_RETRY_BACKOFF", 5)
 INGEST_BATCH_DOCUMENTS = env_int("INGEST_BATCH_DOCUMENTS", 64)
+
+# --- Answering --------------------------------------------------------------------------------
+LLM_BACKEND = env_str("LLM_BACKEND", "openai" if env_str("LLM_BASE_URL") else "transformers")
+LLM_MODEL = env_str("LLM_MODEL", "bundled:smollm2-135m-instruct")
+LLM_BASE_URL = env_str("LLM_BASE_URL")
+LLM_API_KEY = env_str("LLM_API_KEY") or None
+LLM_DEVICE = env_str("LLM_DEVICE", "cpu")
+LLM_TOKENIZER = env_str("LLM_TOKENIZER") or None
+LLM_CONTEXT_WINDOW = env_int("LLM_CONTEXT_WINDOW", 0) or None
+LLM_TIMEOUT = env_float("LLM_TIMEOUT", 30.0)
+ANSWER_TOP_K = env_int("ANSWER_TOP_K", 5)
+ANSWER_MAX_TOKENS = env_int("ANSWER_MAX_TOKENS", 256)
+ANSWER_CONTEXT_TOKENS = env_int("ANSWER_CONTEXT_TOKENS", 1400)
+ANSWER_CONDENSE = env_str("ANSWER_CONDENSE", "llm")
+# Abstention and citation thresholds, tuned on the development set (docs/answering.md).
+ANSWER_MIN_RETRIEVAL_SIMILARITY = env_float("ANSWER_MIN_RETRIEVAL_SIMILARITY", 0.25)
+ANSWER_CITE_SIMILARITY = env_float("ANSWER_CITE_SIMILARITY", 0.40)
+ANSWER_CITE_CONTAINMENT = env_float("ANSWER_CITE_CONTAINMENT", 0.60)
+ANSWER_SUPPORT_FRACTION = env_float("ANSWER_SUPPORT_FRACTION", 0.5)

@@ -35,7 +35,8 @@ from resolvo.answers.llm.hf_loading import locate
 from resolvo.answers.llm.openai_backend import OpenAIBackend
 from resolvo.answers.llm.transformers_backend import GENERATION_THREAD_NAME, TransformersBackend, _StopScanner
 
-LLM_PACKAGE = Path(__file__).resolve().parents[2] / "platform" / "resolvo" / "answers" / "llm"
+REPO = Path(__file__).resolve().parents[2]
+LLM_PACKAGE = REPO / "platform" / "resolvo" / "answers" / "llm"
 
 GROUNDED = [
     ChatMessage("system", "Answer only from the context. If the context does not say, say you don't know."),
@@ -81,13 +82,27 @@ def test_llm_modules_do_not_import_django() -> None:
             assert not any(n == "django" or n.startswith("django.") for n in names), module.name
 
 
-def test_make_backend_is_cheap_and_validates() -> None:
-    local = make_backend(backend="transformers", model=BUNDLED_SMOLLM2, base_url=None, api_key=None, device="cpu")
-    remote = make_backend(
+def test_make_backend_loads_nothing() -> None:
+    code = (
+        "import sys; sys.path[:0] = ['.', 'platform'];"
+        "from resolvo.answers.llm import make_backend;"
+        "make_backend(backend='transformers', model='bundled:smollm2-135m-instruct', base_url=None,"
+        " api_key=None, device='cpu');"
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_make_backend_validates() -> None:
+    local: LLMBackend = make_backend(
+        backend="transformers", model=BUNDLED_SMOLLM2, base_url=None, api_key=None, device="cpu"
+    )
+    remote: LLMBackend = make_backend(
         backend="openai", model="m", base_url="http://127.0.0.1:9/v1/", api_key="k", device="cpu"
     )
-    assert isinstance(local, TransformersBackend) and isinstance(local, LLMBackend)
-    assert isinstance(remote, OpenAIBackend) and isinstance(remote, LLMBackend)
+    assert isinstance(local, TransformersBackend)
+    assert isinstance(remote, OpenAIBackend)
     assert (local.name, remote.name) == ("transformers", "openai")
     assert remote.base_url == "http://127.0.0.1:9/v1"
     with pytest.raises(ValueError, match="unknown LLM backend"):
@@ -172,6 +187,24 @@ def test_transformers_greedy_is_repeatable_and_honours_stop(smollm: Transformers
 
 
 @pytest.mark.slow
+def test_transformers_serves_concurrent_streams_from_one_model(smollm: TransformersBackend) -> None:
+    other = [GROUNDED[0], ChatMessage("user", "Context: Invoices are emailed on the 1st.\n\nQuestion: When?")]
+    params = GenerationParams(max_tokens=16)
+    sequential = ["".join(smollm.stream(m, params)) for m in (GROUNDED, other)]
+    results: dict[int, str] = {}
+
+    def answer(i: int, messages: list[ChatMessage]) -> None:
+        results[i] = "".join(smollm.stream(messages, params))
+
+    threads = [threading.Thread(target=answer, args=(i, m)) for i, m in enumerate((GROUNDED, other))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert [results.get(0), results.get(1)] == sequential
+
+
+@pytest.mark.slow
 def test_transformers_counts_tokens_with_the_model_tokenizer(smollm: TransformersBackend) -> None:
     tokenizer = smollm.tokenizer
     for text in ["", "Hold the red button for 10 seconds.", "Überprüfen Sie die Verbindung — 無線LAN"]:
@@ -198,7 +231,7 @@ def test_transformers_control_tokens_in_messages_stay_plain_text(smollm: Transfo
 def test_transformers_stall_raises_instead_of_hanging(smollm: TransformersBackend) -> None:
     # A 1 ms stall budget: no CPU produces a word from a prompt prefill that fast.
     started = time.monotonic()
-    with pytest.raises(LLMUnavailable, match="produced no text for 0.001 s"):
+    with pytest.raises(LLMUnavailable, match=r"produced no text for 0\.001 s"):
         list(smollm.stream(GROUNDED, GenerationParams(max_tokens=200, timeout_s=0.001)))
     assert time.monotonic() - started < 5
     assert wait_for_generation_threads_to_end(10), "the abandoned generation kept running"
@@ -464,7 +497,7 @@ def test_openai_keepalive_comments_do_not_hide_a_stall(scripted: ScriptedServer)
     stream = OpenAIBackend("m", base_url=scripted.base_url).stream(GROUNDED, GenerationParams(timeout_s=0.5))
     assert next(stream) == "Hold"
     started = time.monotonic()
-    with pytest.raises(LLMUnavailable, match="no text for more than 0.5 s"):
+    with pytest.raises(LLMUnavailable, match=r"no text for more than 0\.5 s"):
         next(stream)
     assert time.monotonic() - started < 3
 

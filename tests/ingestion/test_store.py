@@ -110,3 +110,12 @@ def test_edge_store_survives_reopen(tmp_path: Path) -> None:
         assert len(s.search(org="1", kb="1", dense=_vec(1), sparse=None, limit=5, prefetch=5)) == 3
     finally:
         s.close()
+
+
+def test_search_can_return_stored_dense_vectors(store: VectorStore) -> None:
+    store.upsert([_point("1", "1", "10", 0, "reset the hub", seed=5)])
+    [hit] = store.search(org="1", kb="1", dense=_vec(5), sparse=SPARSE.embed_query("reset"), limit=1, prefetch=5, with_vectors=True)
+    assert hit.dense is not None
+    assert np.allclose(hit.dense, _vec(5), atol=1e-5)
+    [plain] = store.search(org="1", kb="1", dense=_vec(5), sparse=None, limit=1, prefetch=5)
+    assert plain.dense is None

@@ -58,3 +58,106 @@ def document_as_dict(document: Document) -> dict[str, object]:
         "timings_ms": {"parse": document.parse_ms, "embed": document.embed_ms, "index": document.index_ms},
         "updated_at": document.updated_at.isoformat(),
     }
+
+
+# --- Retrieval: the only way into the vector store for reads ---------------------------------
+
+
+@dataclass(frozen=True)
+class RetrievedChunk:
+    chunk_id: str
+    document_id: int
+    source: str
+    title: str
+    section: tuple[str, ...]
+    url: str
+    position: int
+    text: str
+    rank: int
+    score: float
+    """Fused score (RRF: rank-based; comparable only within one result list)."""
+    similarity: float
+    """Cosine similarity between the query and the chunk's dense vector (absolute, -1..1)."""
+    vector: tuple[float, ...] = ()
+
+    @property
+    def section_label(self) -> str:
+        """The heading path for display, without repeating the document title."""
+        path = list(self.section)
+        if path and path[0].casefold() == self.title.casefold():
+            path = path[1:]
+        return " > ".join(path)
+
+    @property
+    def doc_key(self) -> str:
+        """The source without its extension (how evaluation sets name documents)."""
+        return self.source.rsplit(".", 1)[0] if "." in self.source.rsplit("/", 1)[-1] else self.source
+
+
+def chunks_search(
+    *,
+    knowledge_base: KnowledgeBase,
+    query: str,
+    limit: int = 8,
+    prefetch: int = 40,
+    fusion: str = "rrf",
+    mode: str = "hybrid",
+) -> list[RetrievedChunk]:
+    """Hybrid retrieval over one knowledge base of one organization.
+
+    The tenant filter comes from ``knowledge_base`` itself, so no caller can forget it.
+    ``mode`` is ``hybrid`` (dense + BM25 fused by Qdrant's Query API) or ``dense``.
+    """
+    import numpy as np
+
+    from resolvo.knowledge import vectors
+
+    query = query.strip()
+    if not query:
+        return []
+    dense = vectors.embedder().embed_query(query)
+    sparse = vectors.sparse_encoder().embed_query(query) if mode == "hybrid" else None
+    hits = vectors.get_store().search(
+        org=str(knowledge_base.organization_id),
+        kb=str(knowledge_base.pk),
+        dense=dense,
+        sparse=sparse,
+        limit=limit,
+        prefetch=max(prefetch, limit),
+        fusion="dbsf" if fusion == "dbsf" else "rrf",
+        with_vectors=True,
+    )
+    out = []
+    for rank, hit in enumerate(hits, start=1):
+        p = hit.payload
+        vec = np.asarray(hit.dense, dtype=np.float32) if hit.dense is not None else None
+        similarity = float(vec @ dense) if vec is not None else 0.0
+        out.append(
+            RetrievedChunk(
+                chunk_id=hit.id,
+                document_id=int(p["document"]),
+                source=str(p.get("source", "")),
+                title=str(p.get("title", "")),
+                section=tuple(p.get("section") or ()),
+                url=str(p.get("url", "")),
+                position=int(p.get("position", 0)),
+                text=str(p.get("text", "")),
+                rank=rank,
+                score=hit.score,
+                similarity=similarity,
+                vector=tuple(float(x) for x in vec) if vec is not None else (),
+            )
+        )
+    return out
+
+
+def chunks_neighbours(*, knowledge_base: KnowledgeBase, chunk: RetrievedChunk, window: int = 1) -> list[tuple[int, str]]:
+    """(position, text) of the chunks just before and after ``chunk`` in its document, in order."""
+    from resolvo.knowledge import vectors
+
+    positions = [p for p in range(chunk.position - window, chunk.position + window + 1) if p >= 0 and p != chunk.position]
+    hits = vectors.get_store().neighbours(
+        org=str(knowledge_base.organization_id), document=str(chunk.document_id), positions=positions
+    )
+    by_pos = {int(h.payload["position"]): str(h.payload.get("text", "")) for h in hits if str(h.payload.get("kb")) == str(knowledge_base.pk)}
+    return sorted(by_pos.items())

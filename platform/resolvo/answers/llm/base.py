@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol
 
 Role = Literal["system", "user", "assistant"]
 FinishReason = Literal["stop", "length"]
@@ -127,13 +127,13 @@ class TextStream(Iterator[str]):
         self.close()
 
 
-@runtime_checkable
 class LLMBackend(Protocol):
     """A chat model that streams text.
 
     ``tokens_exact`` says whether ``count_tokens`` uses the model's own tokenizer (true) or an
     estimate (false). ``context_window`` is the model's limit on prompt plus completion tokens,
-    or ``None`` when it is not known locally.
+    or ``None`` when it is not known locally. Reading either may load the model or tokenizer.
+    Not ``runtime_checkable`` on purpose: ``isinstance`` would read the properties and load the model.
     """
 
     name: str

@@ -71,6 +71,7 @@ class TransformersBackend:
 
     @property
     def context_window(self) -> int | None:
+        """The model's ``max_position_embeddings``; loads the model on first use."""
         return self._loaded().context_window
 
     def count_tokens(self, text: str) -> int:

@@ -1,0 +1,155 @@
+"""Answering entry points: build the engine from settings, stream an answer, store its trace."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+
+from resolvo.answers.engine import AnswerConfig, AnswerEngine, Event, Trace, Turn
+from resolvo.answers.llm.base import LLMBackend
+from resolvo.answers.llm.factory import make_backend
+from resolvo.answers.models import AnswerTrace
+from resolvo.answers.verify import Thresholds
+from resolvo.knowledge.models import KnowledgeBase
+
+_lock = threading.Lock()
+_engine: AnswerEngine | None = None
+
+
+def answer_config() -> AnswerConfig:
+    return AnswerConfig(
+        top_k=settings.ANSWER_TOP_K,
+        max_answer_tokens=settings.ANSWER_MAX_TOKENS,
+        context_tokens=settings.ANSWER_CONTEXT_TOKENS,
+        min_retrieval_similarity=settings.ANSWER_MIN_RETRIEVAL_SIMILARITY,
+        thresholds=Thresholds(
+            cite_similarity=settings.ANSWER_CITE_SIMILARITY,
+            cite_containment=settings.ANSWER_CITE_CONTAINMENT,
+            support_fraction=settings.ANSWER_SUPPORT_FRACTION,
+        ),
+        condense=settings.ANSWER_CONDENSE,
+        timeout_s=settings.LLM_TIMEOUT,
+    )
+
+
+def llm_backend() -> LLMBackend:
+    return make_backend(
+        backend=settings.LLM_BACKEND,
+        model=settings.LLM_MODEL,
+        base_url=settings.LLM_BASE_URL or None,
+        api_key=settings.LLM_API_KEY,
+        device=settings.LLM_DEVICE,
+        tokenizer=settings.LLM_TOKENIZER,
+        context_window=settings.LLM_CONTEXT_WINDOW,
+    )
+
+
+def answer_engine() -> AnswerEngine:
+    """The process-wide engine (the model loads on first use, not here)."""
+    global _engine
+    with _lock:
+        if _engine is None:
+            from resolvo.knowledge import vectors
+
+            _engine = AnswerEngine(backend=llm_backend(), config=answer_config(), embed=vectors.embedder().embed_documents)
+        return _engine
+
+
+def answer_engine_reset() -> None:
+    """Forget the engine so the next call rebuilds it from settings (tests, reconfiguration).
+
+    The backend's loaded model is cached separately by the backend module, so this is cheap."""
+    global _engine
+    with _lock:
+        _engine = None
+
+
+def answer_stream(
+    *,
+    knowledge_base: KnowledgeBase,
+    question: str,
+    history: Sequence[Turn] = (),
+    channel: str = "api",
+    engine: AnswerEngine | None = None,
+) -> Iterator[Event]:
+    """Stream an answer and store its trace when the stream ends (or is abandoned)."""
+    trace = Trace(question=question)
+    engine = engine or answer_engine()
+    saved: dict[str, int] = {}
+    try:
+        for event in engine.stream(knowledge_base=knowledge_base, question=question, history=history, trace=trace):
+            if event.type in ("done", "error"):
+                record = _save(knowledge_base, trace, channel)
+                saved["id"] = record.pk
+                event.data["trace_id"] = record.pk
+            yield event
+    finally:
+        if "id" not in saved:
+            trace.error = trace.error or "stream abandoned by the client"
+            _save(knowledge_base, trace, channel)
+
+
+def _save(kb: KnowledgeBase, trace: Trace, channel: str) -> AnswerTrace:
+    return AnswerTrace.objects.create(
+        organization_id=kb.organization_id,
+        knowledge_base=kb,
+        channel=channel,
+        question=trace.question[:20000],
+        history=trace.history,
+        standalone_query=trace.standalone_query,
+        retrieved=trace.retrieved,
+        answer=trace.answer,
+        citations=trace.citations,
+        dropped_citations=trace.dropped_citations,
+        abstained=trace.abstained,
+        abstain_reason=trace.abstain_reason,
+        error=trace.error,
+        backend=trace.backend,
+        model=trace.model,
+        prompt_tokens=trace.prompt_tokens,
+        completion_tokens=trace.completion_tokens,
+        timings=trace.timings,
+    )
+
+
+@dataclass
+class AnswerResult:
+    answer: str = ""
+    abstained: bool = False
+    reason: str = ""
+    error: str = ""
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    usage: dict[str, int] = field(default_factory=dict)
+    trace_id: int | None = None
+
+
+def answer_collect(*, knowledge_base: KnowledgeBase, question: str, history: Sequence[Turn] = (), channel: str = "api") -> AnswerResult:
+    """Run the stream to the end and gather it into one result (commands, evaluation)."""
+    result = AnswerResult()
+    streamed: list[str] = []
+    for event in answer_stream(knowledge_base=knowledge_base, question=question, history=history, channel=channel):
+        if event.type == "sources":
+            result.sources = event.data["sources"]
+        elif event.type == "token":
+            streamed.append(event.data["text"])
+        elif event.type == "citations":
+            result.citations = event.data["citations"]
+        elif event.type == "done":
+            result.abstained = event.data["abstained"]
+            result.reason = event.data["reason"]
+            result.answer = event.data["answer"] if result.abstained else "".join(streamed).strip()
+            result.timings, result.usage = event.data["timings"], event.data["usage"]
+            result.trace_id = event.data.get("trace_id")
+        elif event.type == "error":
+            result.error = event.data["message"]
+            result.answer = event.data["message"]
+            result.abstained = True
+            result.reason = "error"
+            result.trace_id = event.data.get("trace_id")
+    return result
