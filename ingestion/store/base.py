@@ -70,9 +70,25 @@ class VectorStore(Protocol):
         limit: int,
         prefetch: int,
         fusion: Fusion = "rrf",
+        rrf_k: int = 60,
         with_vectors: bool = False,
     ) -> list[SearchHit]:
-        """Hybrid search: dense and sparse candidates fused; sparse=None gives dense only."""
+        """Hybrid search fused inside Qdrant (Query API prefetch + RRF with ``rrf_k``, or DBSF);
+        sparse=None gives dense only."""
+        ...
+
+    def candidates(
+        self,
+        *,
+        org: str,
+        kb: str,
+        dense: Sequence[float],
+        sparse: SparseVector,
+        limit: int,
+        with_vectors: bool = False,
+    ) -> tuple[list[SearchHit], list[SearchHit]]:
+        """The dense and the sparse candidate lists, best first, from one batched request, for
+        fusion by the caller (see ``ingestion.fusion``)."""
         ...
 
     def neighbours(self, *, org: str, document: str, positions: Sequence[int]) -> list[SearchHit]:

@@ -144,6 +144,7 @@ class EdgeStore:
         limit: int,
         prefetch: int,
         fusion: Fusion = "rrf",
+        rrf_k: int = 60,
         with_vectors: bool = False,
     ) -> list[SearchHit]:
         flt = self._filter(org, kb)
@@ -163,7 +164,7 @@ class EdgeStore:
                     qe.Prefetch(limit=prefetch, query=dense_query, filter=flt),
                     qe.Prefetch(limit=prefetch, query=sparse_query, filter=flt),
                 ],
-                query=qe.Fusion.Rrf(k=60) if fusion == "rrf" else qe.Fusion.Dbsf(),
+                query=qe.Fusion.Rrf(k=rrf_k) if fusion == "rrf" else qe.Fusion.Dbsf(),
                 filter=flt,
                 with_payload=True,
                 with_vector=vectors,
@@ -172,6 +173,32 @@ class EdgeStore:
             SearchHit(str(p.id), float(p.score), dict(p.payload or {}), _dense_of(p.vector))
             for p in self._shard.query(request)
         ]
+
+    def candidates(
+        self,
+        *,
+        org: str,
+        kb: str,
+        dense: Sequence[float],
+        sparse: SparseVector,
+        limit: int,
+        with_vectors: bool = False,
+    ) -> tuple[list[SearchHit], list[SearchHit]]:
+        flt = self._filter(org, kb)
+        vectors: Any = [DENSE] if with_vectors else False
+        queries = [
+            qe.Query.Nearest([float(x) for x in dense], using=DENSE),
+            qe.Query.Nearest(qe.SparseVector(indices=sparse.indices, values=sparse.values), using=SPARSE),
+        ]
+        if not sparse.indices:
+            queries = queries[:1]
+        results = self._shard.query_batch(
+            qe.QueryBatchRequest(
+                [qe.QueryRequest(limit=limit, query=q, filter=flt, with_payload=True, with_vector=vectors) for q in queries]
+            )
+        )
+        lists = [[SearchHit(str(p.id), float(p.score), dict(p.payload or {}), _dense_of(p.vector)) for p in r] for r in results]
+        return lists[0], (lists[1] if len(lists) > 1 else [])
 
     def neighbours(self, *, org: str, document: str, positions: Sequence[int]) -> list[SearchHit]:
         if not positions:

@@ -21,6 +21,11 @@ from ingestion.types import TransientError
 _SCROLL_PAGE = 1000
 
 
+def _hit(p: models.ScoredPoint) -> SearchHit:
+    vector = p.vector[DENSE] if isinstance(p.vector, dict) and DENSE in p.vector else None
+    return SearchHit(str(p.id), float(p.score), dict(p.payload or {}), list(vector) if vector is not None else None)  # type: ignore[arg-type]
+
+
 class ServerStore:
     def __init__(self, client: QdrantClient, collection: str) -> None:
         self._client = client
@@ -133,6 +138,7 @@ class ServerStore:
         limit: int,
         prefetch: int,
         fusion: Fusion = "rrf",
+        rrf_k: int = 60,
         with_vectors: bool = False,
     ) -> list[SearchHit]:
         flt = self._filter(org, kb)
@@ -156,7 +162,9 @@ class ServerStore:
                             limit=prefetch,
                         ),
                     ],
-                    query=models.FusionQuery(fusion=models.Fusion.RRF if fusion == "rrf" else models.Fusion.DBSF),
+                    query=models.RrfQuery(rrf=models.Rrf(k=rrf_k))
+                    if fusion == "rrf"
+                    else models.FusionQuery(fusion=models.Fusion.DBSF),
                     query_filter=flt,
                     limit=limit,
                     with_payload=True,
@@ -164,15 +172,40 @@ class ServerStore:
                 )
         except (ResponseHandlingException, UnexpectedResponse) as exc:
             raise TransientError(f"Qdrant search failed: {exc}") from exc
-        return [
-            SearchHit(
-                str(p.id),
-                float(p.score),
-                dict(p.payload or {}),
-                list(p.vector[DENSE]) if isinstance(p.vector, dict) and DENSE in p.vector else None,  # type: ignore[arg-type]
-            )
-            for p in response.points
+        return [_hit(p) for p in response.points]
+
+    def candidates(
+        self,
+        *,
+        org: str,
+        kb: str,
+        dense: Sequence[float],
+        sparse: SparseVector,
+        limit: int,
+        with_vectors: bool = False,
+    ) -> tuple[list[SearchHit], list[SearchHit]]:
+        flt = self._filter(org, kb)
+        vectors: Any = [DENSE] if with_vectors else False
+        requests = [
+            models.QueryRequest(query=[float(x) for x in dense], using=DENSE, filter=flt, limit=limit, with_payload=True, with_vector=vectors),
         ]
+        if sparse.indices:
+            requests.append(
+                models.QueryRequest(
+                    query=models.SparseVector(indices=sparse.indices, values=sparse.values),
+                    using=SPARSE,
+                    filter=flt,
+                    limit=limit,
+                    with_payload=True,
+                    with_vector=vectors,
+                )
+            )
+        try:
+            responses = self._client.query_batch_points(self.collection, requests=requests)
+        except (ResponseHandlingException, UnexpectedResponse) as exc:
+            raise TransientError(f"Qdrant search failed: {exc}") from exc
+        lists = [[_hit(p) for p in r.points] for r in responses]
+        return lists[0], (lists[1] if len(lists) > 1 else [])
 
     def neighbours(self, *, org: str, document: str, positions: Sequence[int]) -> list[SearchHit]:
         if not positions:

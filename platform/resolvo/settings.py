@@ -176,3 +176,10 @@ ANSWER_MIN_RETRIEVAL_SIMILARITY = env_float("ANSWER_MIN_RETRIEVAL_SIMILARITY", 0
 ANSWER_CITE_SIMILARITY = env_float("ANSWER_CITE_SIMILARITY", 0.40)
 ANSWER_CITE_CONTAINMENT = env_float("ANSWER_CITE_CONTAINMENT", 0.60)
 ANSWER_SUPPORT_FRACTION = env_float("ANSWER_SUPPORT_FRACTION", 0.5)
+# Hybrid retrieval: weighted reciprocal rank fusion of dense and BM25 candidates, tuned on the
+# development set (docs/answering.md): BM25 carries most of the signal on product manuals.
+RETRIEVAL_FUSION = env_str("RETRIEVAL_FUSION", "weighted")  # or "qdrant-rrf"
+RETRIEVAL_PREFETCH = env_int("RETRIEVAL_PREFETCH", 50)
+RETRIEVAL_RRF_K = env_int("RETRIEVAL_RRF_K", 10)
+RETRIEVAL_DENSE_WEIGHT = env_float("RETRIEVAL_DENSE_WEIGHT", 0.5)
+RETRIEVAL_SPARSE_WEIGHT = env_float("RETRIEVAL_SPARSE_WEIGHT", 3.0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -33,7 +34,13 @@ from resolvo.answers.llm import (
 )
 from resolvo.answers.llm.hf_loading import locate
 from resolvo.answers.llm.openai_backend import OpenAIBackend
-from resolvo.answers.llm.transformers_backend import GENERATION_THREAD_NAME, TransformersBackend, _StopScanner
+from resolvo.answers.llm.transformers_backend import (
+    GENERATION_THREAD_NAME,
+    TransformersBackend,
+    _StopScanner,
+    available_cpus,
+    generation_threads,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 LLM_PACKAGE = REPO / "platform" / "resolvo" / "answers" / "llm"
@@ -48,15 +55,15 @@ GROUNDED = [
 ]
 
 
-def generation_threads() -> list[threading.Thread]:
+def running_generations() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == GENERATION_THREAD_NAME]
 
 
 def wait_for_generation_threads_to_end(deadline_s: float) -> bool:
     end = time.monotonic() + deadline_s
-    while generation_threads() and time.monotonic() < end:
+    while running_generations() and time.monotonic() < end:
         time.sleep(0.05)
-    return not generation_threads()
+    return not running_generations()
 
 
 def free_port() -> int:
@@ -125,6 +132,15 @@ def test_generation_params_reject_nonsense() -> None:
         GenerationParams(timeout_s=0)
     with pytest.raises(ValueError):
         GenerationParams(stop=("",))
+
+
+def test_generation_threads_stay_within_the_machine() -> None:
+    cpus = available_cpus()
+    assert 1 <= cpus <= (os.cpu_count() or 1)
+    assert generation_threads(None) == max(1, cpus // 2)
+    assert generation_threads(1000) == cpus
+    with pytest.raises(ValueError):
+        TransformersBackend(threads=0)
 
 
 def test_stop_scanner_cuts_across_delta_boundaries() -> None:

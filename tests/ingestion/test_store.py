@@ -119,3 +119,13 @@ def test_search_can_return_stored_dense_vectors(store: VectorStore) -> None:
     assert np.allclose(hit.dense, _vec(5), atol=1e-5)
     [plain] = store.search(org="1", kb="1", dense=_vec(5), sparse=None, limit=1, prefetch=5)
     assert plain.dense is None
+
+
+def test_candidates_returns_dense_and_lexical_lists_for_one_tenant(store: VectorStore) -> None:
+    store.upsert([_point("1", "1", "10", 0, "invoice payment card", seed=42), _point("1", "1", "10", 1, "factory reset hub", seed=7)])
+    store.upsert([_point("2", "2", "20", 0, "factory reset hub", seed=42)])
+    dense, lexical = store.candidates(org="1", kb="1", dense=_vec(42), sparse=SPARSE.embed_query("factory reset"), limit=5, with_vectors=True)
+    assert [h.payload["position"] for h in dense] == [0, 1]
+    assert [h.payload["position"] for h in lexical] == [1]  # only documents with the words
+    assert all(h.payload["org"] == "1" for h in dense + lexical)
+    assert dense[0].dense is not None

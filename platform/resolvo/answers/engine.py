@@ -47,7 +47,6 @@ class Turn:
 @dataclass(frozen=True)
 class AnswerConfig:
     top_k: int = 5
-    prefetch: int = 40
     neighbour_window: int = 1
     min_retrieval_similarity: float = 0.25
     thresholds: Thresholds = field(default_factory=Thresholds)
@@ -201,7 +200,7 @@ class AnswerEngine:
 
     def _retrieve(self, kb: KnowledgeBase, query: str, trace: Trace) -> list[Passage]:
         cfg = self.config
-        chunks = chunks_search(knowledge_base=kb, query=query, limit=cfg.top_k, prefetch=cfg.prefetch)
+        chunks = chunks_search(knowledge_base=kb, query=query, limit=cfg.top_k)
         trace.retrieved = [
             {"chunk_id": c.chunk_id, "source": c.source, "rank": c.rank, "score": round(c.score, 5), "similarity": round(c.similarity, 4)}
             for c in chunks

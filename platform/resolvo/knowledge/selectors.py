@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Count, Q, QuerySet, Sum
 
@@ -99,34 +100,48 @@ def chunks_search(
     knowledge_base: KnowledgeBase,
     query: str,
     limit: int = 8,
-    prefetch: int = 40,
-    fusion: str = "rrf",
+    prefetch: int | None = None,
+    fusion: str | None = None,
     mode: str = "hybrid",
 ) -> list[RetrievedChunk]:
     """Hybrid retrieval over one knowledge base of one organization.
 
     The tenant filter comes from ``knowledge_base`` itself, so no caller can forget it.
-    ``mode`` is ``hybrid`` (dense + BM25 fused by Qdrant's Query API) or ``dense``.
+    ``mode`` is ``hybrid`` (dense + BM25) or ``dense``. ``fusion`` is ``weighted`` (weighted
+    reciprocal rank fusion of Qdrant's two candidate lists; the default, see
+    ``RETRIEVAL_*`` settings) or ``qdrant-rrf`` (Qdrant's Query API prefetch + RRF).
     """
     import numpy as np
+    from django.conf import settings
 
+    from ingestion.fusion import weighted_rrf
     from resolvo.knowledge import vectors
 
     query = query.strip()
     if not query:
         return []
+    fusion = fusion or settings.RETRIEVAL_FUSION
+    depth = max(prefetch or settings.RETRIEVAL_PREFETCH, limit)
     dense = vectors.embedder().embed_query(query)
-    sparse = vectors.sparse_encoder().embed_query(query) if mode == "hybrid" else None
-    hits = vectors.get_store().search(
-        org=str(knowledge_base.organization_id),
-        kb=str(knowledge_base.pk),
-        dense=dense,
-        sparse=sparse,
-        limit=limit,
-        prefetch=max(prefetch, limit),
-        fusion="dbsf" if fusion == "dbsf" else "rrf",
-        with_vectors=True,
-    )
+    store = vectors.get_store()
+    scope = {"org": str(knowledge_base.organization_id), "kb": str(knowledge_base.pk)}
+    if mode == "dense":
+        hits = store.search(**scope, dense=dense, sparse=None, limit=limit, prefetch=depth, with_vectors=True)
+    elif fusion == "qdrant-rrf":
+        sparse = vectors.sparse_encoder().embed_query(query)
+        hits = store.search(
+            **scope, dense=dense, sparse=sparse, limit=limit, prefetch=depth, rrf_k=settings.RETRIEVAL_RRF_K, with_vectors=True
+        )
+    else:
+        sparse = vectors.sparse_encoder().embed_query(query)
+        dense_hits, sparse_hits = store.candidates(**scope, dense=dense, sparse=sparse, limit=depth, with_vectors=True)
+        by_id = {h.id: h for h in (*sparse_hits, *dense_hits)}
+        fused = weighted_rrf(
+            [[h.id for h in dense_hits], [h.id for h in sparse_hits]],
+            [settings.RETRIEVAL_DENSE_WEIGHT, settings.RETRIEVAL_SPARSE_WEIGHT],
+            k=settings.RETRIEVAL_RRF_K,
+        )
+        hits = [SearchHitView(by_id[i], score) for i, score in fused[:limit]]
     out = []
     for rank, hit in enumerate(hits, start=1):
         p = hit.payload
@@ -149,6 +164,13 @@ def chunks_search(
             )
         )
     return out
+
+
+class SearchHitView:
+    """A stored hit with the fused score in place of the engine's."""
+
+    def __init__(self, hit: Any, score: float) -> None:
+        self.id, self.payload, self.dense, self.score = hit.id, hit.payload, hit.dense, score
 
 
 def chunks_neighbours(*, knowledge_base: KnowledgeBase, chunk: RetrievedChunk, window: int = 1) -> list[tuple[int, str]]:

@@ -39,8 +39,11 @@ GENERATION_THREAD_NAME = "resolvo-llm-generate"
 class TransformersBackend:
     """A causal LM loaded into this process. Thread-safe; the model loads on first use.
 
-    ``threads`` caps torch's intra-op threads (process-wide, shared with the embedding model);
-    ``None`` keeps torch's default but never more than the CPUs this process may use.
+    ``threads`` sets torch's intra-op threads when the model loads. That setting is process-wide
+    (the embedding model in the same process shares it). ``None`` means half the CPUs this process
+    may use, at least one, as llama.cpp does: token-by-token decoding of a small model gains little
+    from more threads, and on a shared 2-core machine two OpenMP threads ran four times slower than
+    one (docs/answering-llm.md). A value above the available CPUs is lowered to them.
     """
 
     name = "transformers"
@@ -56,6 +59,7 @@ class TransformersBackend:
     ) -> None:
         self.model = model
         self.device = device
+        generation_threads(threads)  # fail loudly on a bad value at configuration time
         self.threads = threads
         self.repetition_penalty = repetition_penalty
         self._threads_set = False
@@ -271,10 +275,20 @@ def available_cpus() -> int:
 _threads_lock = threading.Lock()
 
 
+def generation_threads(requested: int | None) -> int:
+    """Torch threads for generation: ``requested`` capped at the CPUs available, else half of them."""
+    cpus = available_cpus()
+    if requested is None:
+        return max(1, cpus // 2)
+    if requested < 1:
+        raise ValueError(f"threads must be at least 1, got {requested}")
+    return min(requested, cpus)
+
+
 def _limit_torch_threads(requested: int | None) -> None:
     import torch
 
     with _threads_lock:
-        wanted = min(requested or torch.get_num_threads(), available_cpus())
+        wanted = generation_threads(requested)
         if wanted != torch.get_num_threads():
             torch.set_num_threads(wanted)
