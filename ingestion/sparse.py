@@ -41,9 +41,7 @@ class SparseEncoder:
         model: qdrant_edge.Bm25 | None = getattr(self._local, "model", None)
         if model is None:
             p = self.params
-            model = qdrant_edge.Bm25(
-                qdrant_edge.Bm25Config(k=p.k, b=p.b, avg_len=p.avg_len, language=p.language)
-            )
+            model = qdrant_edge.Bm25(qdrant_edge.Bm25Config(k=p.k, b=p.b, avg_len=p.avg_len, language=p.language))
             self._local.model = model
         return model
 

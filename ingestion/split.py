@@ -38,7 +38,7 @@ class SplitConfig:
 
 
 def breadcrumb(title: str, path: Sequence[str]) -> str:
-    """"Title > Heading > Subheading", without repeating the title when the first heading is it."""
+    """ "Title > Heading > Subheading", without repeating the title when the first heading is it."""
     parts = [p for p in (title, *path) if p]
     deduped = [p for i, p in enumerate(parts) if i == 0 or p.casefold() != parts[i - 1].casefold()]
     return " > ".join(deduped)

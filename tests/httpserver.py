@@ -35,7 +35,7 @@ def serve(routes: dict[str, Route] | Callable[[str], dict[str, Route]]) -> Itera
     table: dict[str, Route] = {}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             hits.append(self.path)
             route = table.get(self.path)
             if route is None:

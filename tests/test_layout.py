@@ -27,14 +27,14 @@ def test_platform_stays_stdlib_when_run_from_the_repository_root() -> None:
 
 
 def test_manage_py_runs_django_checks() -> None:
-    out = subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=REPO, capture_output=True, text=True, timeout=120
-    )
+    out = subprocess.run([sys.executable, "manage.py", "check"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "no issues" in out.stdout
 
 
 def test_ingestion_library_does_not_import_django() -> None:
-    code = "import sys, ingestion.index, ingestion.split, ingestion.store, ingestion.parse; print('django' in sys.modules)"
+    code = (
+        "import sys, ingestion.index, ingestion.split, ingestion.store, ingestion.parse; print('django' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

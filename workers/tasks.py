@@ -15,7 +15,7 @@ def _retry_or_fail(task: Task, exc: TransientError, on_final: Any) -> None:
     if task.request.retries >= max_retries:
         on_final(f"{exc} (gave up after {max_retries + 1} attempts)")
         return
-    countdown = min(2 ** task.request.retries * settings.INGEST_RETRY_BACKOFF, 300)
+    countdown = min(2**task.request.retries * settings.INGEST_RETRY_BACKOFF, 300)
     raise task.retry(exc=exc, countdown=countdown, max_retries=max_retries)
 
 

@@ -21,7 +21,9 @@ from ingestion.store.base import (
 __all__ = ["DENSE", "SPARSE", "SearchHit", "StoredPoint", "VectorStore", "collection_name", "open_store"]
 
 
-def open_store(*, url: str | None, path: str, collection: str, dimension: int, api_key: str | None = None) -> VectorStore:
+def open_store(
+    *, url: str | None, path: str, collection: str, dimension: int, api_key: str | None = None
+) -> VectorStore:
     """The server store when ``url`` is set, else the embedded engine at ``path``."""
     if url:
         from ingestion.store.server import ServerStore

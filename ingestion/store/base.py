@@ -6,6 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+import numpy as np
+import numpy.typing as npt
+
 from ingestion.sparse import SparseVector
 
 DENSE = "dense"
@@ -18,6 +21,7 @@ DOCUMENT = "document"
 POSITION = "position"
 
 Fusion = Literal["rrf", "dbsf"]
+DenseVector = Sequence[float] | npt.NDArray[np.float32]
 
 
 def collection_name(model_slug: str, dimension: int) -> str:
@@ -28,7 +32,7 @@ def collection_name(model_slug: str, dimension: int) -> str:
 @dataclass(frozen=True)
 class StoredPoint:
     id: str
-    dense: Sequence[float]
+    dense: DenseVector
     sparse: SparseVector
     payload: dict[str, Any]
 
@@ -65,7 +69,7 @@ class VectorStore(Protocol):
         *,
         org: str,
         kb: str,
-        dense: Sequence[float],
+        dense: DenseVector,
         sparse: SparseVector | None,
         limit: int,
         prefetch: int,
@@ -82,7 +86,7 @@ class VectorStore(Protocol):
         *,
         org: str,
         kb: str,
-        dense: Sequence[float],
+        dense: DenseVector,
         sparse: SparseVector,
         limit: int,
         with_vectors: bool = False,

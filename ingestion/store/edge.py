@@ -16,7 +16,7 @@ from typing import Any
 import qdrant_edge as qe
 
 from ingestion.sparse import SparseVector
-from ingestion.store.base import DENSE, DOCUMENT, KB, ORG, POSITION, SPARSE, Fusion, SearchHit, StoredPoint
+from ingestion.store.base import DENSE, DOCUMENT, KB, ORG, POSITION, SPARSE, DenseVector, Fusion, SearchHit, StoredPoint
 from ingestion.types import TransientError
 
 _SCROLL_PAGE = 1000
@@ -139,7 +139,7 @@ class EdgeStore:
         *,
         org: str,
         kb: str,
-        dense: Sequence[float],
+        dense: DenseVector,
         sparse: SparseVector | None,
         limit: int,
         prefetch: int,
@@ -155,16 +155,15 @@ class EdgeStore:
                 limit=limit, query=dense_query, filter=flt, with_payload=True, with_vector=vectors
             )
         else:
-            sparse_query = qe.Query.Nearest(
-                qe.SparseVector(indices=sparse.indices, values=sparse.values), using=SPARSE
-            )
+            fused: Any = qe.Fusion.Rrf(k=rrf_k) if fusion == "rrf" else qe.Fusion.Dbsf()
+            sparse_query = qe.Query.Nearest(qe.SparseVector(indices=sparse.indices, values=sparse.values), using=SPARSE)
             request = qe.QueryRequest(
                 limit=limit,
                 prefetches=[
                     qe.Prefetch(limit=prefetch, query=dense_query, filter=flt),
                     qe.Prefetch(limit=prefetch, query=sparse_query, filter=flt),
                 ],
-                query=qe.Fusion.Rrf(k=rrf_k) if fusion == "rrf" else qe.Fusion.Dbsf(),
+                query=fused,
                 filter=flt,
                 with_payload=True,
                 with_vector=vectors,
@@ -179,7 +178,7 @@ class EdgeStore:
         *,
         org: str,
         kb: str,
-        dense: Sequence[float],
+        dense: DenseVector,
         sparse: SparseVector,
         limit: int,
         with_vectors: bool = False,
@@ -194,22 +193,24 @@ class EdgeStore:
             queries = queries[:1]
         results = self._shard.query_batch(
             qe.QueryBatchRequest(
-                [qe.QueryRequest(limit=limit, query=q, filter=flt, with_payload=True, with_vector=vectors) for q in queries]
+                [
+                    qe.QueryRequest(limit=limit, query=q, filter=flt, with_payload=True, with_vector=vectors)
+                    for q in queries
+                ]
             )
         )
-        lists = [[SearchHit(str(p.id), float(p.score), dict(p.payload or {}), _dense_of(p.vector)) for p in r] for r in results]
+        lists = [
+            [SearchHit(str(p.id), float(p.score), dict(p.payload or {}), _dense_of(p.vector)) for p in r]
+            for r in results
+        ]
         return lists[0], (lists[1] if len(lists) > 1 else [])
 
     def neighbours(self, *, org: str, document: str, positions: Sequence[int]) -> list[SearchHit]:
         if not positions:
             return []
         flt = self._filter(org, document=document)
-        flt = qe.Filter(
-            must=[*(flt.must or []), qe.FieldCondition(key=POSITION, match=qe.MatchAny(list(positions)))]
-        )
-        records, _ = self._shard.scroll(
-            qe.ScrollRequest(limit=len(positions), filter=flt, with_payload=True)
-        )
+        flt = qe.Filter(must=[*(flt.must or []), qe.FieldCondition(key=POSITION, match=qe.MatchAny(list(positions)))])
+        records, _ = self._shard.scroll(qe.ScrollRequest(limit=len(positions), filter=flt, with_payload=True))
         return [SearchHit(str(r.id), 0.0, dict(r.payload or {})) for r in records]
 
     def optimize(self) -> bool:

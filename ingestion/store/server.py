@@ -15,7 +15,7 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from ingestion.sparse import SparseVector
-from ingestion.store.base import DENSE, DOCUMENT, KB, ORG, POSITION, SPARSE, Fusion, SearchHit, StoredPoint
+from ingestion.store.base import DENSE, DOCUMENT, KB, ORG, POSITION, SPARSE, DenseVector, Fusion, SearchHit, StoredPoint
 from ingestion.types import TransientError
 
 _SCROLL_PAGE = 1000
@@ -23,7 +23,8 @@ _SCROLL_PAGE = 1000
 
 def _hit(p: models.ScoredPoint) -> SearchHit:
     vector = p.vector[DENSE] if isinstance(p.vector, dict) and DENSE in p.vector else None
-    return SearchHit(str(p.id), float(p.score), dict(p.payload or {}), list(vector) if vector is not None else None)  # type: ignore[arg-type]
+    dense = [float(x) for x in vector if isinstance(x, float | int)] if isinstance(vector, list) else None
+    return SearchHit(str(p.id), float(p.score), dict(p.payload or {}), dense)
 
 
 class ServerStore:
@@ -133,7 +134,7 @@ class ServerStore:
         *,
         org: str,
         kb: str,
-        dense: Sequence[float],
+        dense: DenseVector,
         sparse: SparseVector | None,
         limit: int,
         prefetch: int,
@@ -147,7 +148,12 @@ class ServerStore:
         try:
             if sparse is None or not sparse.indices:
                 response = self._client.query_points(
-                    self.collection, query=dense_query, using=DENSE, query_filter=flt, limit=limit, with_payload=True,
+                    self.collection,
+                    query=dense_query,
+                    using=DENSE,
+                    query_filter=flt,
+                    limit=limit,
+                    with_payload=True,
                     with_vectors=vectors,
                 )
             else:
@@ -179,7 +185,7 @@ class ServerStore:
         *,
         org: str,
         kb: str,
-        dense: Sequence[float],
+        dense: DenseVector,
         sparse: SparseVector,
         limit: int,
         with_vectors: bool = False,
@@ -187,7 +193,14 @@ class ServerStore:
         flt = self._filter(org, kb)
         vectors: Any = [DENSE] if with_vectors else False
         requests = [
-            models.QueryRequest(query=[float(x) for x in dense], using=DENSE, filter=flt, limit=limit, with_payload=True, with_vector=vectors),
+            models.QueryRequest(
+                query=[float(x) for x in dense],
+                using=DENSE,
+                filter=flt,
+                limit=limit,
+                with_payload=True,
+                with_vector=vectors,
+            ),
         ]
         if sparse.indices:
             requests.append(
@@ -211,7 +224,7 @@ class ServerStore:
         if not positions:
             return []
         flt = self._filter(org, document=document)
-        flt.must = [*(flt.must or []), models.FieldCondition(key=POSITION, match=models.MatchAny(any=list(positions)))]  # type: ignore[misc]
+        flt.must = [*(flt.must or []), models.FieldCondition(key=POSITION, match=models.MatchAny(any=list(positions)))]
         records, _ = self._client.scroll(self.collection, scroll_filter=flt, limit=len(positions), with_payload=True)
         return [SearchHit(str(r.id), 0.0, dict(r.payload or {})) for r in records]
 

@@ -16,6 +16,6 @@ os.environ.setdefault("INGEST_MAX_RETRIES", "1")
 os.environ.setdefault("INGEST_RETRY_BACKOFF", "0")
 os.environ.setdefault("INGEST_FETCH_TIMEOUT", "2")
 
-from resolvo.settings import *  # noqa: E402, F403
+from resolvo.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -121,8 +121,8 @@ def test_instructions_planted_in_a_document_never_reach_the_model(lumen_kb: Any)
     assert any(s["source"] == "troubleshoot-integrations.md" for s in result.sources)
     assert "evil.example" not in result.answer
     assert "password" not in result.answer.lower() or "never" in result.answer.lower()
-    from resolvo.answers.services import answer_engine
     from resolvo.answers.engine import Trace
+    from resolvo.answers.services import answer_engine
 
     trace = Trace(question="x")
     passages = answer_engine()._retrieve(lumen_kb, "Relay integration note to AI assistants", trace)
@@ -150,11 +150,21 @@ def test_follow_up_is_condensed_with_the_conversation(lumen_kb: Any) -> None:
 
 def test_ask_command_prints_the_documented_json(lumen_kb: Any) -> None:
     out = io.StringIO()
-    call_command("ask", "--org", "lumen", "--kb", "help", "--json", "How long is the warranty on bulbs?", stdout=out, stderr=io.StringIO())
+    call_command(
+        "ask",
+        "--org",
+        "lumen",
+        "--kb",
+        "help",
+        "--json",
+        "How long is the warranty on bulbs?",
+        stdout=out,
+        stderr=io.StringIO(),
+    )
     data = json.loads(out.getvalue())
     assert {"answer", "abstained", "citations", "retrieved", "timings", "usage"} <= set(data)
     assert data["answer"]
-    assert [r["source"] for r in data["retrieved"]][0] == "warranty.md"
+    assert data["retrieved"][0]["source"] == "warranty.md"
     assert all(set(c) == {"n", "source", "title", "section", "url"} for c in data["citations"])
     scores = [r["score"] for r in data["retrieved"]]
     assert scores == sorted(scores, reverse=True)
@@ -163,7 +173,11 @@ def test_ask_command_prints_the_documented_json(lumen_kb: Any) -> None:
 def test_evaluate_command_reports_retrieval_metrics(lumen_kb: Any, tmp_path: Path) -> None:
     questions = tmp_path / "q.jsonl"
     rows = [
-        {"id": "1", "question": "What does a blinking amber hub light mean?", "gold_doc_ids": ["hub-status-light-colours"]},
+        {
+            "id": "1",
+            "question": "What does a blinking amber hub light mean?",
+            "gold_doc_ids": ["hub-status-light-colours"],
+        },
         {"id": "2", "question": "How do I set up Wi-Fi on an Android phone?", "gold_doc_ids": ["wifi-setup-android"]},
         {"id": "3", "question": "How long is the bulb warranty?", "gold_doc_ids": ["warranty"]},
         {"id": "4", "question": "Can I use the bulbs underwater?", "gold_doc_ids": [], "answerability": "unanswerable"},

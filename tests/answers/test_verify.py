@@ -19,7 +19,13 @@ def passage_vectors() -> np.ndarray:
 
 
 def check(answer: str):  # type: ignore[no-untyped-def]
-    return verify(answer, passages=PASSAGES, passage_vectors=passage_vectors(), embed=embedder().embed_documents, thresholds=Thresholds())
+    return verify(
+        answer,
+        passages=PASSAGES,
+        passage_vectors=passage_vectors(),
+        embed=embedder().embed_documents,
+        thresholds=Thresholds(),
+    )
 
 
 def test_supported_citation_is_kept_and_wrong_one_dropped() -> None:
@@ -41,4 +47,8 @@ def test_unsupported_answer_has_low_support() -> None:
 
 
 def test_sentences_keep_their_trailing_citations() -> None:
-    assert sentences_of("First step [1]. Second step [2][3].\n- a list item") == ["First step [1].", "Second step [2][3].", "- a list item"]
+    assert sentences_of("First step [1]. Second step [2][3].\n- a list item") == [
+        "First step [1].",
+        "Second step [2][3].",
+        "- a list item",
+    ]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import random
 
 from ingestion.split import SplitConfig, Splitter, breadcrumb
@@ -47,7 +48,7 @@ def test_long_sections_overlap_between_consecutive_chunks() -> None:
     doc = _doc(Section(("Pairing",), " ".join(sentences)))
     chunks = splitter().split(doc)
     assert len(chunks) >= 3
-    for a, b in zip(chunks, chunks[1:], strict=False):
+    for a, b in itertools.pairwise(chunks):
         tail = a.text.split()[-4:]
         assert " ".join(tail) in b.text, "consecutive chunks should share some overlapping text"
 

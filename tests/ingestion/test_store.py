@@ -60,7 +60,9 @@ def test_hybrid_search_ranks_lexical_and_dense_matches(store: VectorStore) -> No
     store.upsert([_point("1", "1", "10", i, t, seed=100 + i) for i, t in enumerate(texts)])
     dense_only = store.search(org="1", kb="1", dense=_vec(101), sparse=None, limit=1, prefetch=10)
     assert dense_only[0].payload["text"] == texts[1]
-    lexical = store.search(org="1", kb="1", dense=_vec(999), sparse=SPARSE.embed_query("factory reset"), limit=3, prefetch=10)
+    lexical = store.search(
+        org="1", kb="1", dense=_vec(999), sparse=SPARSE.embed_query("factory reset"), limit=3, prefetch=10
+    )
     assert texts[0] in [h.payload["text"] for h in lexical[:2]]
 
 
@@ -93,7 +95,9 @@ def test_edge_store_is_locked_by_its_process(tmp_path: Path) -> None:
             f"try:\n    EdgeStore.open(path={str(tmp_path)!r}, collection='c', dimension={DIM})\n"
             "except TransientError as e:\n    print('LOCKED', e)\n"
         )
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[2])
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[2]
+        )
         assert "LOCKED" in out.stdout and "QDRANT_URL" in out.stdout, out.stderr
     finally:
         first.close()
@@ -114,7 +118,9 @@ def test_edge_store_survives_reopen(tmp_path: Path) -> None:
 
 def test_search_can_return_stored_dense_vectors(store: VectorStore) -> None:
     store.upsert([_point("1", "1", "10", 0, "reset the hub", seed=5)])
-    [hit] = store.search(org="1", kb="1", dense=_vec(5), sparse=SPARSE.embed_query("reset"), limit=1, prefetch=5, with_vectors=True)
+    [hit] = store.search(
+        org="1", kb="1", dense=_vec(5), sparse=SPARSE.embed_query("reset"), limit=1, prefetch=5, with_vectors=True
+    )
     assert hit.dense is not None
     assert np.allclose(hit.dense, _vec(5), atol=1e-5)
     [plain] = store.search(org="1", kb="1", dense=_vec(5), sparse=None, limit=1, prefetch=5)
@@ -122,9 +128,16 @@ def test_search_can_return_stored_dense_vectors(store: VectorStore) -> None:
 
 
 def test_candidates_returns_dense_and_lexical_lists_for_one_tenant(store: VectorStore) -> None:
-    store.upsert([_point("1", "1", "10", 0, "invoice payment card", seed=42), _point("1", "1", "10", 1, "factory reset hub", seed=7)])
+    store.upsert(
+        [
+            _point("1", "1", "10", 0, "invoice payment card", seed=42),
+            _point("1", "1", "10", 1, "factory reset hub", seed=7),
+        ]
+    )
     store.upsert([_point("2", "2", "20", 0, "factory reset hub", seed=42)])
-    dense, lexical = store.candidates(org="1", kb="1", dense=_vec(42), sparse=SPARSE.embed_query("factory reset"), limit=5, with_vectors=True)
+    dense, lexical = store.candidates(
+        org="1", kb="1", dense=_vec(42), sparse=SPARSE.embed_query("factory reset"), limit=5, with_vectors=True
+    )
     assert [h.payload["position"] for h in dense] == [0, 1]
     assert [h.payload["position"] for h in lexical] == [1]  # only documents with the words
     assert all(h.payload["org"] == "1" for h in dense + lexical)

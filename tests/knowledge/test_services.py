@@ -28,7 +28,10 @@ Unplug the hub for ten seconds, then plug it back in. The ring light pulses whit
 Hold the pinhole button for 15 seconds until the ring flashes amber. All rooms and scenes are erased.
 """
 
-ARTICLE_V2 = ARTICLE_V1.replace(b"Hold the pinhole button for 15 seconds until the ring flashes amber.", b"Press the reset key twice; the ring glows cyan when the hub restarts.")
+ARTICLE_V2 = ARTICLE_V1.replace(
+    b"Hold the pinhole button for 15 seconds until the ring flashes amber.",
+    b"Press the reset key twice; the ring glows cyan when the hub restarts.",
+)
 
 
 def ingest(kb: Any, name: str, content: bytes) -> Document:
@@ -40,7 +43,9 @@ def ingest(kb: Any, name: str, content: bytes) -> Document:
 
 def texts(kb: Any, doc: Document) -> list[str]:
     store = vectors.get_store()
-    hits = store.neighbours(org=str(kb.organization_id), document=str(doc.pk), positions=list(range(doc.chunk_count + 5)))
+    hits = store.neighbours(
+        org=str(kb.organization_id), document=str(doc.pk), positions=list(range(doc.chunk_count + 5))
+    )
     return [h.payload["text"] for h in sorted(hits, key=lambda h: h.payload["position"])]
 
 
@@ -62,15 +67,35 @@ def test_markdown_document_is_indexed_with_sections_and_front_matter(make_kb: An
 @pytest.mark.parametrize(
     ("name", "content", "expected"),
     [
-        ("guide.pdf", pdf_bytes(["Pairing a bulb", "Hold the bulb switch three times to pair it."], title="Bulb guide"), "three times"),
-        ("guide.docx", docx_bytes([("Pairing", "Hold the bulb switch three times to pair it.")], table=[["Model", "Watts"], ["A19", "9"]]), "three times"),
-        ("guide.html", b"<html><head><title>Pairing</title></head><body><nav>Home | Shop | Login</nav><main><h1>Pairing</h1><p>Hold the bulb switch three times to pair it.</p></main><footer>Copyright Lumen</footer></body></html>", "three times"),
+        (
+            "guide.pdf",
+            pdf_bytes(["Pairing a bulb", "Hold the bulb switch three times to pair it."], title="Bulb guide"),
+            "three times",
+        ),
+        (
+            "guide.docx",
+            docx_bytes(
+                [("Pairing", "Hold the bulb switch three times to pair it.")], table=[["Model", "Watts"], ["A19", "9"]]
+            ),
+            "three times",
+        ),
+        (
+            "guide.html",
+            b"<html><head><title>Pairing</title></head><body><nav>Home | Shop | Login</nav><main><h1>Pairing</h1><p>Hold the bulb switch three times to pair it.</p></main><footer>Copyright Lumen</footer></body></html>",
+            "three times",
+        ),
         ("guide.txt", "Café guide: hold the bulb switch three times to pair it.".encode("latin-1"), "Café"),
         ("guide-utf16.txt", "Größe guide: hold the bulb switch three times to pair it.".encode("utf-16"), "Größe"),
-        ("faq.csv", b'question,answer\n"How do I pair a bulb?","Hold the bulb switch three times to pair it."\n', "three times"),
+        (
+            "faq.csv",
+            b'question,answer\n"How do I pair a bulb?","Hold the bulb switch three times to pair it."\n',
+            "three times",
+        ),
     ],
 )
-def test_each_format_is_indexed_and_text_is_decoded(make_kb: Any, vector_store: Any, name: str, content: bytes, expected: str) -> None:
+def test_each_format_is_indexed_and_text_is_decoded(
+    make_kb: Any, vector_store: Any, name: str, content: bytes, expected: str
+) -> None:
     kb = make_kb()
     doc = ingest(kb, name, content)
     assert doc.status == S.INDEXED, doc.error
@@ -166,7 +191,9 @@ def test_two_organizations_never_see_each_others_points(make_kb: Any, vector_sto
     query = model.embed_query("factory reset the hub")
     sparse = vectors.sparse_encoder().embed_query("factory reset the hub")
     for kb, own in ((kb_a, doc_a), (kb_b, doc_b)):
-        hits = vector_store.search(org=str(kb.organization_id), kb=str(kb.pk), dense=query, sparse=sparse, limit=50, prefetch=50)
+        hits = vector_store.search(
+            org=str(kb.organization_id), kb=str(kb.pk), dense=query, sparse=sparse, limit=50, prefetch=50
+        )
         assert hits and {h.payload["document"] for h in hits} == {str(own.pk)}
     # Point ids differ per document, so the same file in two tenants never collides.
     assert not vector_store.point_ids(org=str(kb_a.organization_id), document=str(doc_a.pk)) & vector_store.point_ids(
@@ -178,7 +205,9 @@ def test_worker_killed_mid_document_leaves_no_duplicates_and_retry_completes(
     make_kb: Any, vector_store: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     kb = make_kb()
-    long_text = "# Manual\n\n" + "\n\n".join(f"## Step {i}\n" + f"Detail {i} about configuring the hub. " * 40 for i in range(12))
+    long_text = "# Manual\n\n" + "\n\n".join(
+        f"## Step {i}\n" + f"Detail {i} about configuring the hub. " * 40 for i in range(12)
+    )
     doc = services.document_upload(knowledge_base=kb, filename="manual.md", content=long_text.encode())
 
     # Die after the first stored batch, the way a killed worker would: nothing after it runs.
@@ -214,7 +243,9 @@ def test_worker_killed_mid_document_leaves_no_duplicates_and_retry_completes(
     assert vector_store.count(org=str(kb.organization_id), document=str(doc.pk)) == doc.chunk_count
 
 
-def test_transient_store_failure_requeues_for_retry(make_kb: Any, vector_store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_transient_store_failure_requeues_for_retry(
+    make_kb: Any, vector_store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     kb = make_kb()
     doc = services.document_upload(knowledge_base=kb, filename="a.md", content=b"# A\nText about bulbs.")
 

@@ -8,7 +8,15 @@ from resolvo.answers.models import AnswerTrace
 
 @admin.register(AnswerTrace)
 class AnswerTraceAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "organization", "question", "abstained", "abstain_reason", "backend", "completion_tokens"]
+    list_display = [
+        "created_at",
+        "organization",
+        "question",
+        "abstained",
+        "abstain_reason",
+        "backend",
+        "completion_tokens",
+    ]
     list_filter = ["abstained", "organization", "backend", "channel"]
     search_fields = ["question", "answer", "standalone_query"]
     date_hierarchy = "created_at"

@@ -97,7 +97,9 @@ class AnswerEngine:
 
     # -- public -------------------------------------------------------------------------------
 
-    def stream(self, *, knowledge_base: KnowledgeBase, question: str, history: Sequence[Turn] = (), trace: Trace) -> Iterator[Event]:
+    def stream(
+        self, *, knowledge_base: KnowledgeBase, question: str, history: Sequence[Turn] = (), trace: Trace
+    ) -> Iterator[Event]:
         """Answer ``question`` from ``knowledge_base`` only. ``trace`` is filled in as it goes."""
         started = time.perf_counter()
         cfg = self.config
@@ -130,7 +132,9 @@ class AnswerEngine:
         t = lap("prompt", t)
         no_answer_guard = guard.LeakGuard(messages[0].content, allowed=NO_ANSWER)
         pieces: list[str] = []
-        stream = self.backend.stream(messages, GenerationParams(max_tokens=cfg.max_answer_tokens, timeout_s=cfg.timeout_s))
+        stream = self.backend.stream(
+            messages, GenerationParams(max_tokens=cfg.max_answer_tokens, timeout_s=cfg.timeout_s)
+        )
         try:
             for delta in stream:
                 if "first_token" not in trace.timings:
@@ -187,14 +191,20 @@ class AnswerEngine:
         text = "\n".join(f"{t.role}: {t.content}" for t in self._trim_history(history))
         prompt = prompts.render("condense", history=text, question=question)
         try:
-            with self.backend.stream([ChatMessage("user", prompt)], GenerationParams(max_tokens=48, timeout_s=self.config.timeout_s)) as s:
+            with self.backend.stream(
+                [ChatMessage("user", prompt)], GenerationParams(max_tokens=48, timeout_s=self.config.timeout_s)
+            ) as s:
                 rewritten = "".join(s).strip().split("\n")[0].strip()
         except LLMUnavailable:
             return concat
         # A small model may drift: keep the rewrite only if it stays close to the conversation.
         known = set(re.findall(r"\w+", (text + " " + question).lower()))
         words = re.findall(r"\w+", rewritten.lower())
-        if not words or len(words) > 3 * len(re.findall(r"\w+", concat)) or sum(w in known for w in words) / len(words) < 0.6:
+        if (
+            not words
+            or len(words) > 3 * len(re.findall(r"\w+", concat))
+            or sum(w in known for w in words) / len(words) < 0.6
+        ):
             return concat
         return rewritten
 
@@ -202,7 +212,13 @@ class AnswerEngine:
         cfg = self.config
         chunks = chunks_search(knowledge_base=kb, query=query, limit=cfg.top_k)
         trace.retrieved = [
-            {"chunk_id": c.chunk_id, "source": c.source, "rank": c.rank, "score": round(c.score, 5), "similarity": round(c.similarity, 4)}
+            {
+                "chunk_id": c.chunk_id,
+                "source": c.source,
+                "rank": c.rank,
+                "score": round(c.score, 5),
+                "similarity": round(c.similarity, 4),
+            }
             for c in chunks
         ]
         passages = []
@@ -230,7 +246,9 @@ class AnswerEngine:
             kept.append(turn)
         return list(reversed(kept))
 
-    def _messages(self, question: str, history: Sequence[Turn], passages: list[Passage], *, company: str) -> list[ChatMessage]:
+    def _messages(
+        self, question: str, history: Sequence[Turn], passages: list[Passage], *, company: str
+    ) -> list[ChatMessage]:
         cfg = self.config
         system = prompts.render("system", company=company, no_answer=NO_ANSWER)
         budget = cfg.context_tokens
@@ -264,10 +282,18 @@ class AnswerEngine:
             yield from self._abstain(trace, "model_declined", started, citations_first=True)
             return
         vectors = np.asarray([p.chunk.vector for p in passages], dtype=np.float32)
-        check = verify(answer, passages=[p.text for p in passages], passage_vectors=vectors, embed=self._embed, thresholds=cfg.thresholds)
+        check = verify(
+            answer,
+            passages=[p.text for p in passages],
+            passage_vectors=vectors,
+            embed=self._embed,
+            thresholds=cfg.thresholds,
+        )
         trace.timings["verify"] = round((time.perf_counter() - t) * 1000, 1)
         by_n = {p.n: p for p in passages}
-        citations = [self._citation(by_n[n], inferred=not any(n in s.kept for s in check.sentences)) for n in check.used]
+        citations = [
+            self._citation(by_n[n], inferred=not any(n in s.kept for s in check.sentences)) for n in check.used
+        ]
         trace.dropped_citations = check.dropped
         if check.supported_fraction < cfg.thresholds.support_fraction or not citations:
             yield from self._abstain(trace, "unsupported", started, citations_first=True)
@@ -309,7 +335,14 @@ class AnswerEngine:
     @staticmethod
     def _citation(p: Passage, *, inferred: bool) -> dict[str, Any]:
         c = p.chunk
-        return {"n": p.n, "source": c.source, "title": c.title, "section": c.section_label, "url": c.url, "inferred": inferred}
+        return {
+            "n": p.n,
+            "source": c.source,
+            "title": c.title,
+            "section": c.section_label,
+            "url": c.url,
+            "inferred": inferred,
+        }
 
     @staticmethod
     def _done(trace: Trace) -> dict[str, Any]:

@@ -120,7 +120,9 @@ class Report:
         self.rr.append(reciprocal_rank(ranked_docs, q.gold_doc_ids))
         self.rr_at_k.append(reciprocal_rank(ranked_docs, q.gold_doc_ids, self.k))
 
-    def add_answer(self, q: EvalQuestion, *, answer: str, abstained: bool, cited_docs: Sequence[str], timings: dict[str, float]) -> None:
+    def add_answer(
+        self, q: EvalQuestion, *, answer: str, abstained: bool, cited_docs: Sequence[str], timings: dict[str, float]
+    ) -> None:
         self.total_ms.append(float(timings.get("total", 0.0)))
         if "first_token" in timings:
             self.first_token_ms.append(float(timings["first_token"]))

@@ -6,12 +6,14 @@ import re
 
 # Sentences in a passage that talk to an AI rather than to a customer. They are removed from the
 # passage before the model sees it (and the removal is recorded in the trace).
+_AI = r"(ai|assistants?|language models?|llms?|chatbots?)"
 _INJECTION = re.compile(
-    r"(ignore|disregard|forget)\s+(all\s+|any\s+)?(the\s+)?(previous|prior|above|earlier|your)\s+(instructions|rules|prompts?)"
-    r"|(system|developer)\s+(note|prompt|message|instruction)s?\s+(to|for)\s+(ai|assistants?|language models?|llms?|chatbots?)"
-    r"|\bnote to (ai|assistants?|language models?|llms?|chatbots?)\b"
+    r"(ignore|disregard|forget)\s+(all\s+|any\s+)?(the\s+)?(previous|prior|above|earlier|your)\s+"
+    r"(instructions|rules|prompts?)"
+    rf"|(system|developer)\s+(note|prompt|message|instruction)s?\s+(to|for)\s+{_AI}"
+    rf"|\bnote to {_AI}\b"
     r"|\byou are now\b"
-    r"|\b(ai|assistants?|chatbots?|language models?)\s*(must|should|shall)\s+(now\s+)?(tell|say|reply|respond|ask|instruct)",
+    rf"|\b{_AI}\s*(must|should|shall)\s+(now\s+)?(tell|say|reply|respond|ask|instruct)",
     re.IGNORECASE,
 )
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|\n|$)")
@@ -62,7 +64,9 @@ class LeakGuard:
         self._pending += delta
         words = _words(self._emitted + self._pending)
         n = self._n
-        if len(words) >= n and any(tuple(words[i : i + n]) in self._grams_set for i in range(max(0, len(words) - n - 8), len(words) - n + 1)):
+        if len(words) >= n and any(
+            tuple(words[i : i + n]) in self._grams_set for i in range(max(0, len(words) - n - 8), len(words) - n + 1)
+        ):
             self.leaked = True
             self._pending = ""
             return ""

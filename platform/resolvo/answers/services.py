@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, cast
 
 from django.conf import settings
 
@@ -31,7 +31,7 @@ def answer_config() -> AnswerConfig:
             cite_containment=settings.ANSWER_CITE_CONTAINMENT,
             support_fraction=settings.ANSWER_SUPPORT_FRACTION,
         ),
-        condense=settings.ANSWER_CONDENSE,
+        condense=cast(Literal["llm", "concat", "off"], settings.ANSWER_CONDENSE),
         timeout_s=settings.LLM_TIMEOUT,
     )
 
@@ -55,7 +55,9 @@ def answer_engine() -> AnswerEngine:
         if _engine is None:
             from resolvo.knowledge import vectors
 
-            _engine = AnswerEngine(backend=llm_backend(), config=answer_config(), embed=vectors.embedder().embed_documents)
+            _engine = AnswerEngine(
+                backend=llm_backend(), config=answer_config(), embed=vectors.embedder().embed_documents
+            )
         return _engine
 
 
@@ -129,7 +131,9 @@ class AnswerResult:
     trace_id: int | None = None
 
 
-def answer_collect(*, knowledge_base: KnowledgeBase, question: str, history: Sequence[Turn] = (), channel: str = "api") -> AnswerResult:
+def answer_collect(
+    *, knowledge_base: KnowledgeBase, question: str, history: Sequence[Turn] = (), channel: str = "api"
+) -> AnswerResult:
     """Run the stream to the end and gather it into one result (commands, evaluation)."""
     result = AnswerResult()
     streamed: list[str] = []

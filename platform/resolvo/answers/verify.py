@@ -86,7 +86,9 @@ def verify(
 ) -> Verification:
     """Passages are numbered from 1 in the order given."""
     checks = [SentenceCheck(s, [int(n) for n in _CITE.findall(s)]) for s in sentences_of(answer)]
-    substantive = [c for c in checks if len(_WORD.findall(strip_citations(c.text).lower())) >= thresholds.min_sentence_words]
+    substantive = [
+        c for c in checks if len(_WORD.findall(strip_citations(c.text).lower())) >= thresholds.min_sentence_words
+    ]
     if substantive and len(passages):
         vectors = embed([strip_citations(c.text) for c in substantive])
         sims = vectors @ passage_vectors.T  # sentences x passages

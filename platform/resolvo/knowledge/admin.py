@@ -15,8 +15,12 @@ from resolvo.knowledge.models import Document, KnowledgeBase
 
 
 class UploadForm(forms.Form):
-    files = forms.FileField(widget=forms.ClearableFileInput(attrs={"allow_multiple_selected": True}), required=False)
-    urls = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, help_text="One URL or sitemap per line.")
+    documents = forms.FileField(
+        widget=forms.ClearableFileInput(attrs={"allow_multiple_selected": True}), required=False
+    )
+    urls = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), required=False, help_text="One URL or sitemap per line."
+    )
 
 
 @admin.register(KnowledgeBase)
@@ -28,7 +32,9 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
 
     def get_urls(self) -> list[Any]:
         return [
-            path("<int:pk>/upload/", self.admin_site.admin_view(self.upload_view), name="knowledge_knowledgebase_upload"),
+            path(
+                "<int:pk>/upload/", self.admin_site.admin_view(self.upload_view), name="knowledge_knowledgebase_upload"
+            ),
             *super().get_urls(),
         ]
 
@@ -39,7 +45,7 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
         form = UploadForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             count = 0
-            for upload in request.FILES.getlist("files"):
+            for upload in request.FILES.getlist("documents"):
                 # Never read more than the limit into memory; the service records the refusal.
                 services.document_upload(
                     knowledge_base=kb,
@@ -55,8 +61,16 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
                     source_sync.delay(kb.pk, line.strip())
                     count += 1
             messages.success(request, f"{count} item(s) queued for ingestion.")
-            return HttpResponseRedirect(reverse("admin:knowledge_document_changelist") + f"?knowledge_base__id__exact={kb.pk}")
-        context = {**self.admin_site.each_context(request), "form": form, "kb": kb, "opts": self.model._meta, "title": f"Upload to {kb}"}
+            return HttpResponseRedirect(
+                reverse("admin:knowledge_document_changelist") + f"?knowledge_base__id__exact={kb.pk}"
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "kb": kb,
+            "opts": self.model._meta,
+            "title": f"Upload to {kb}",
+        }
         return TemplateResponse(request, "admin/knowledge/upload.html", context)
 
     @admin.action(description="Re-index all documents")
@@ -67,12 +81,36 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
 
 @admin.register(Document)
 class DocumentAdmin(admin.ModelAdmin):
-    list_display = ["source", "knowledge_base", "status", "chunk_count", "chunks_done", "version", "byte_size", "updated_at"]
+    list_display = [
+        "source",
+        "knowledge_base",
+        "status",
+        "chunk_count",
+        "chunks_done",
+        "version",
+        "byte_size",
+        "updated_at",
+    ]
     list_filter = ["status", "knowledge_base__organization", "knowledge_base"]
     search_fields = ["source", "title"]
     readonly_fields = [
-        "content_hash", "indexed_hash", "version", "status", "error", "chunk_count", "chunks_done", "attempts",
-        "lease_until", "queued_at", "started_at", "finished_at", "parse_ms", "embed_ms", "index_ms", "mime_type", "byte_size",
+        "content_hash",
+        "indexed_hash",
+        "version",
+        "status",
+        "error",
+        "chunk_count",
+        "chunks_done",
+        "attempts",
+        "lease_until",
+        "queued_at",
+        "started_at",
+        "finished_at",
+        "parse_ms",
+        "embed_ms",
+        "index_ms",
+        "mime_type",
+        "byte_size",
     ]
     actions = ["retry", "delete_with_points"]
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
 from django.db.models import Count, Q, QuerySet, Sum
 
+from ingestion.store import SearchHit
 from resolvo.knowledge.models import Document, KnowledgeBase
 
 
@@ -124,24 +125,34 @@ def chunks_search(
     depth = max(prefetch or settings.RETRIEVAL_PREFETCH, limit)
     dense = vectors.embedder().embed_query(query)
     store = vectors.get_store()
-    scope = {"org": str(knowledge_base.organization_id), "kb": str(knowledge_base.pk)}
+    org, kb = str(knowledge_base.organization_id), str(knowledge_base.pk)
+    hits: list[SearchHit]
     if mode == "dense":
-        hits = store.search(**scope, dense=dense, sparse=None, limit=limit, prefetch=depth, with_vectors=True)
+        hits = store.search(org=org, kb=kb, dense=dense, sparse=None, limit=limit, prefetch=depth, with_vectors=True)
     elif fusion == "qdrant-rrf":
         sparse = vectors.sparse_encoder().embed_query(query)
         hits = store.search(
-            **scope, dense=dense, sparse=sparse, limit=limit, prefetch=depth, rrf_k=settings.RETRIEVAL_RRF_K, with_vectors=True
+            org=org,
+            kb=kb,
+            dense=dense,
+            sparse=sparse,
+            limit=limit,
+            prefetch=depth,
+            rrf_k=settings.RETRIEVAL_RRF_K,
+            with_vectors=True,
         )
     else:
         sparse = vectors.sparse_encoder().embed_query(query)
-        dense_hits, sparse_hits = store.candidates(**scope, dense=dense, sparse=sparse, limit=depth, with_vectors=True)
+        dense_hits, sparse_hits = store.candidates(
+            org=org, kb=kb, dense=dense, sparse=sparse, limit=depth, with_vectors=True
+        )
         by_id = {h.id: h for h in (*sparse_hits, *dense_hits)}
         fused = weighted_rrf(
             [[h.id for h in dense_hits], [h.id for h in sparse_hits]],
             [settings.RETRIEVAL_DENSE_WEIGHT, settings.RETRIEVAL_SPARSE_WEIGHT],
             k=settings.RETRIEVAL_RRF_K,
         )
-        hits = [SearchHitView(by_id[i], score) for i, score in fused[:limit]]
+        hits = [dataclasses.replace(by_id[i], score=score) for i, score in fused[:limit]]
     out = []
     for rank, hit in enumerate(hits, start=1):
         p = hit.payload
@@ -166,20 +177,21 @@ def chunks_search(
     return out
 
 
-class SearchHitView:
-    """A stored hit with the fused score in place of the engine's."""
-
-    def __init__(self, hit: Any, score: float) -> None:
-        self.id, self.payload, self.dense, self.score = hit.id, hit.payload, hit.dense, score
-
-
-def chunks_neighbours(*, knowledge_base: KnowledgeBase, chunk: RetrievedChunk, window: int = 1) -> list[tuple[int, str]]:
+def chunks_neighbours(
+    *, knowledge_base: KnowledgeBase, chunk: RetrievedChunk, window: int = 1
+) -> list[tuple[int, str]]:
     """(position, text) of the chunks just before and after ``chunk`` in its document, in order."""
     from resolvo.knowledge import vectors
 
-    positions = [p for p in range(chunk.position - window, chunk.position + window + 1) if p >= 0 and p != chunk.position]
+    positions = [
+        p for p in range(chunk.position - window, chunk.position + window + 1) if p >= 0 and p != chunk.position
+    ]
     hits = vectors.get_store().neighbours(
         org=str(knowledge_base.organization_id), document=str(chunk.document_id), positions=positions
     )
-    by_pos = {int(h.payload["position"]): str(h.payload.get("text", "")) for h in hits if str(h.payload.get("kb")) == str(knowledge_base.pk)}
+    by_pos = {
+        int(h.payload["position"]): str(h.payload.get("text", ""))
+        for h in hits
+        if str(h.payload.get("kb")) == str(knowledge_base.pk)
+    }
     return sorted(by_pos.items())

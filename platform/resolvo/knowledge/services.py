@@ -107,8 +107,7 @@ def document_upload(
         doc.byte_size = size
         doc.status = Status.FAILED
         doc.error = (
-            f"The file is {_human_bytes(size)}, over the upload limit of "
-            f"{_human_bytes(settings.INGEST_MAX_BYTES)}."
+            f"The file is {_human_bytes(size)}, over the upload limit of {_human_bytes(settings.INGEST_MAX_BYTES)}."
         )
         doc.save()
         return doc
@@ -200,9 +199,7 @@ def document_delete_run(*, document_id: int) -> bool:
 
 def knowledge_base_reindex(*, knowledge_base: KnowledgeBase) -> int:
     """Re-queue every document of a knowledge base (after a model or chunking change)."""
-    ids = list(
-        knowledge_base.documents.exclude(status=Status.DELETING).values_list("pk", flat=True)
-    )
+    ids = list(knowledge_base.documents.exclude(status=Status.DELETING).values_list("pk", flat=True))
     Document.objects.filter(pk__in=ids).update(
         status=Status.QUEUED, indexed_hash="", error="", lease_until=None, queued_at=timezone.now()
     )
@@ -376,7 +373,9 @@ def documents_ingest_run(*, document_ids: list[int]) -> dict[int, IngestOutcome]
             retry_reason = str(exc)
         except Exception as exc:
             log.exception("parsing document %s failed", document_id)
-            outcomes[document_id] = _fail(document_id, f"Internal error while reading the document ({type(exc).__name__}: {exc}).")
+            outcomes[document_id] = _fail(
+                document_id, f"Internal error while reading the document ({type(exc).__name__}: {exc})."
+            )
     if prepared:
         outcomes.update(_index(prepared))
     if retry:
@@ -410,7 +409,9 @@ def _index(prepared: list[_Prepared]) -> dict[int, IngestOutcome]:
         raise RetryDocuments(ids, str(exc)) from exc
     except Exception as exc:
         log.exception("indexing documents %s failed", list(by_ref))
-        return {p.doc.pk: _fail(p.doc.pk, f"Internal error while indexing ({type(exc).__name__}: {exc}).") for p in prepared}
+        return {
+            p.doc.pk: _fail(p.doc.pk, f"Internal error while indexing ({type(exc).__name__}: {exc}).") for p in prepared
+        }
     outcomes: dict[int, IngestOutcome] = {}
     for p, result in zip(prepared, results, strict=True):
         updated = Document.objects.filter(pk=p.doc.pk, status=Status.EMBEDDING).update(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
+from typing import Any
+
 from django.db import transaction
 
 from resolvo.organizations.models import Membership, Organization
@@ -11,8 +12,6 @@ def organization_create(*, name: str, slug: str) -> Organization:
 
 
 @transaction.atomic
-def membership_set(*, organization: Organization, user: AbstractBaseUser, role: str) -> Membership:
-    membership, _ = Membership.objects.update_or_create(
-        organization=organization, user=user, defaults={"role": role}
-    )
+def membership_set(*, organization: Organization, user: Any, role: str) -> Membership:
+    membership, _ = Membership.objects.update_or_create(organization=organization, user=user, defaults={"role": role})
     return membership

@@ -21,19 +21,30 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **opts: Any) -> None:
         kb = resolve_scope(opts["org"], opts["kb"])
-        out: dict[str, Any] = {"answer": "", "abstained": False, "citations": [], "retrieved": [], "timings": {}, "usage": {}}
+        out: dict[str, Any] = {
+            "answer": "",
+            "abstained": False,
+            "citations": [],
+            "retrieved": [],
+            "timings": {},
+            "usage": {},
+        }
         streamed: list[str] = []
         for event in answer_stream(knowledge_base=kb, question=opts["question"], channel="cli"):
             data = event.data
             if event.type == "sources":
-                out["retrieved"] = [{"source": s["source"], "chunk_id": s["chunk_id"], "score": s["score"]} for s in data["sources"]]
+                out["retrieved"] = [
+                    {"source": s["source"], "chunk_id": s["chunk_id"], "score": s["score"]} for s in data["sources"]
+                ]
             elif event.type == "token":
                 streamed.append(data["text"])
                 if not opts["json"]:
                     self.stdout.write(data["text"], ending="")
                     self.stdout.flush()
             elif event.type == "citations":
-                out["citations"] = [{k: c[k] for k in ("n", "source", "title", "section", "url")} for c in data["citations"]]
+                out["citations"] = [
+                    {k: c[k] for k in ("n", "source", "title", "section", "url")} for c in data["citations"]
+                ]
             elif event.type == "done":
                 out["abstained"] = data["abstained"]
                 out["answer"] = data["answer"] if data["abstained"] else "".join(streamed).strip()

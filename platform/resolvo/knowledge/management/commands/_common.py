@@ -19,9 +19,10 @@ def resolve_scope(org_slug: str, kb_name: str, *, create: bool = False) -> Knowl
     if create:
         organization, _ = Organization.objects.get_or_create(slug=org_slug, defaults={"name": org_slug})
     else:
-        organization = Organization.objects.filter(slug=org_slug).first()
-        if organization is None:
+        found = Organization.objects.filter(slug=org_slug).first()
+        if found is None:
             raise CommandError(f"No organization with slug {org_slug!r} (use --create to make it).")
+        organization = found
     try:
         return knowledge_base_get(organization=organization, name=kb_name, create=create)
     except KnowledgeBase.DoesNotExist:

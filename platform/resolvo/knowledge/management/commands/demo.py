@@ -37,4 +37,6 @@ class Command(BaseCommand):
             user = User.objects.create_superuser("admin", "admin@example.com", password)
             membership_set(organization=org, user=user, role=Membership.Role.OWNER)
             self.stdout.write("Created superuser 'admin'.")
-        call_command("ingest", "--org", "lumen", "--kb", "help", "--create", "--wait", str(DEMO_DIR), stdout=self.stdout)
+        call_command(
+            "ingest", "--org", "lumen", "--kb", "help", "--create", "--wait", str(DEMO_DIR), stdout=self.stdout
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -23,7 +23,11 @@ ACTIVE = [Document.Status.QUEUED, Document.Status.PARSING, Document.Status.EMBED
 
 def _files(target: Path) -> list[Path]:
     if target.is_dir():
-        return sorted(p for p in target.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(target).parts))
+        return sorted(
+            p
+            for p in target.rglob("*")
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(target).parts)
+        )
     return [target]
 
 
@@ -32,13 +36,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         add_scope_arguments(parser)
-        parser.add_argument("--create", action="store_true", help="Create the organization and knowledge base if missing")
-        parser.add_argument("--wait", action="store_true", help="Show progress until every document is indexed or failed")
+        parser.add_argument(
+            "--create", action="store_true", help="Create the organization and knowledge base if missing"
+        )
+        parser.add_argument(
+            "--wait", action="store_true", help="Show progress until every document is indexed or failed"
+        )
         parser.add_argument("targets", nargs="+", metavar="PATH_OR_URL")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         kb = resolve_scope(opts["org"], opts["kb"], create=opts["create"])
-        console = Console(file=self.stdout._out, stderr=False)  # type: ignore[attr-defined]
+        console = Console(file=cast(IO[str], self.stdout._out))
         items: list[tuple[str, Path | str]] = []
         for target in opts["targets"]:
             if target.startswith(("http://", "https://")):
@@ -77,7 +85,10 @@ class Command(BaseCommand):
         if opts["wait"]:
             self._summary(console, kb, ids, time.monotonic() - started)
         else:
-            console.print(f"Queued {len(ids)} document(s) in {kb}. Follow them with: manage.py kb_status --org {kb.organization.slug} --kb {kb.name}")
+            console.print(
+                f"Queued {len(ids)} document(s) in {kb}. Follow them with: "
+                f"manage.py kb_status --org {kb.organization.slug} --kb {kb.name}"
+            )
 
     @staticmethod
     def _enqueue(document_ids: list[int]) -> threading.Thread:
@@ -127,4 +138,6 @@ class Command(BaseCommand):
         console.print(table)
         failed = sum(1 for d in docs if d.status == Document.Status.FAILED)
         indexed = sum(1 for d in docs if d.status == Document.Status.INDEXED)
-        console.print(f"indexed {indexed}, failed {failed}, chunks {sum(d.chunk_count for d in docs if d.status == 'indexed')}")
+        console.print(
+            f"indexed {indexed}, failed {failed}, chunks {sum(d.chunk_count for d in docs if d.status == 'indexed')}"
+        )
