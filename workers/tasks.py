@@ -80,7 +80,7 @@ def source_sync(self: Task, knowledge_base_id: int, url: str) -> int:
     if kb is None:
         return 0
     try:
-        return len(services.source_sync(knowledge_base=kb, url=url))
+        return len(services.source_sync(knowledge_base=kb, url=url, retry_transient=True))
     except TransientError as exc:
         _retry_or_fail(self, exc, lambda msg: None)
         return 0

@@ -167,12 +167,15 @@ LLM_DEVICE = env_str("LLM_DEVICE", "cpu")
 LLM_TOKENIZER = env_str("LLM_TOKENIZER") or None
 LLM_CONTEXT_WINDOW = env_int("LLM_CONTEXT_WINDOW", 0) or None
 LLM_TIMEOUT = env_float("LLM_TIMEOUT", 30.0)
+# Torch threads for in-process generation (process-wide: the embedding model shares them).
+# 0 means half the CPUs available; see docs/answering-llm.md for measurements.
+LLM_THREADS = env_int("LLM_THREADS", 0)
 ANSWER_TOP_K = env_int("ANSWER_TOP_K", 5)
 ANSWER_MAX_TOKENS = env_int("ANSWER_MAX_TOKENS", 256)
 ANSWER_CONTEXT_TOKENS = env_int("ANSWER_CONTEXT_TOKENS", 1400)
 ANSWER_CONDENSE = env_str("ANSWER_CONDENSE", "llm")
 # Abstention and citation thresholds, tuned on the development set (docs/answering.md).
-ANSWER_MIN_RETRIEVAL_SIMILARITY = env_float("ANSWER_MIN_RETRIEVAL_SIMILARITY", 0.25)
+ANSWER_MIN_RETRIEVAL_SIMILARITY = env_float("ANSWER_MIN_RETRIEVAL_SIMILARITY", 0.30)
 ANSWER_CITE_SIMILARITY = env_float("ANSWER_CITE_SIMILARITY", 0.40)
 ANSWER_CITE_CONTAINMENT = env_float("ANSWER_CITE_CONTAINMENT", 0.60)
 ANSWER_SUPPORT_FRACTION = env_float("ANSWER_SUPPORT_FRACTION", 0.5)

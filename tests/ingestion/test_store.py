@@ -142,3 +142,74 @@ def test_candidates_returns_dense_and_lexical_lists_for_one_tenant(store: Vector
     assert [h.payload["position"] for h in lexical] == [1]  # only documents with the words
     assert all(h.payload["org"] == "1" for h in dense + lexical)
     assert dense[0].dense is not None
+
+
+def test_qdrant_rrf_weights_behaviour_is_pinned(tmp_path: Path) -> None:
+    """Qdrant's ``Rrf(weights=[1, 3])`` favours the FIRST prefetch in qdrant-client 1.20's local
+    mode and in qdrant-edge 0.9, the opposite of what its documentation suggests. We fuse in our
+    own code (ingestion/fusion.py) for that reason; if an upgrade changes this, revisit that."""
+    import qdrant_edge as qe
+    from qdrant_client import QdrantClient, models
+
+    angles = [i * 0.3 for i in range(4)]  # dense order 0,1,2,3; sparse order 3,2,1,0
+    client = QdrantClient(location=":memory:")
+    client.create_collection(
+        "t",
+        vectors_config={"d": models.VectorParams(size=2, distance=models.Distance.COSINE)},
+        sparse_vectors_config={"s": models.SparseVectorParams()},
+    )
+    client.upsert(
+        "t",
+        [
+            models.PointStruct(
+                id=i,
+                vector={
+                    "d": [float(np.cos(a)), float(np.sin(a))],
+                    "s": models.SparseVector(indices=[1], values=[i + 1.0]),
+                },
+            )
+            for i, a in enumerate(angles)
+        ],
+    )
+    prefetch = [
+        models.Prefetch(query=[1.0, 0.0], using="d", limit=4),
+        models.Prefetch(query=models.SparseVector(indices=[1], values=[1.0]), using="s", limit=4),
+    ]
+    top = client.query_points(
+        "t", prefetch=prefetch, query=models.RrfQuery(rrf=models.Rrf(k=10, weights=[1.0, 3.0])), limit=1
+    )
+    assert top.points[0].id == 0  # the dense favourite, although the sparse list weighs 3x
+
+    shard = qe.EdgeShard.create(
+        str(tmp_path / "e"),
+        qe.EdgeConfig(
+            vectors={"d": qe.EdgeVectorParams(size=2, distance=qe.Distance.Cosine)},
+            sparse_vectors={"s": qe.EdgeSparseVectorParams()},
+        ),
+    )
+    shard.update(
+        qe.UpdateOperation.upsert_points(
+            [
+                qe.Point(
+                    id=i,
+                    vector={
+                        "d": [float(np.cos(a)), float(np.sin(a))],
+                        "s": qe.SparseVector(indices=[1], values=[i + 1.0]),
+                    },
+                )
+                for i, a in enumerate(angles)
+            ]
+        )
+    )
+    edge_top = shard.query(
+        qe.QueryRequest(
+            limit=1,
+            prefetches=[
+                qe.Prefetch(limit=4, query=qe.Query.Nearest([1.0, 0.0], using="d")),
+                qe.Prefetch(limit=4, query=qe.Query.Nearest(qe.SparseVector(indices=[1], values=[1.0]), using="s")),
+            ],
+            query=qe.Fusion.Rrf(k=10, weights=[1.0, 3.0]),
+        )
+    )
+    assert edge_top[0].id == 0
+    shard.close()

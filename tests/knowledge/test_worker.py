@@ -118,3 +118,15 @@ def _wait_for(document_id: int, timeout: float = 60) -> None:
             return
         time.sleep(0.2)
     pytest.fail(f"document {document_id} still in progress after {timeout} s")
+
+
+def test_unreadable_sitemap_is_recorded_as_a_failed_document(db: None, vector_store: Any) -> None:
+    from resolvo.organizations.models import Organization
+
+    org = Organization.objects.create(slug="acme", name="Acme")
+    kb = KnowledgeBase.objects.create(organization=org, name="web")
+    with serve({"/sitemap.xml": Route(body=b"<html>not a sitemap", content_type="text/html")}) as site:
+        [doc] = services.source_sync(knowledge_base=kb, url=site.url("/sitemap.xml"))
+        [missing] = services.source_sync(knowledge_base=kb, url=site.url("/gone/sitemap.xml"))
+    assert doc.status == S.FAILED and "sitemap" in doc.error.lower()
+    assert missing.status == S.FAILED and "404" in missing.error

@@ -48,7 +48,7 @@ class Turn:
 class AnswerConfig:
     top_k: int = 5
     neighbour_window: int = 1
-    min_retrieval_similarity: float = 0.25
+    min_retrieval_similarity: float = 0.30
     thresholds: Thresholds = field(default_factory=Thresholds)
     max_answer_tokens: int = 256
     context_tokens: int = 1400
@@ -124,7 +124,7 @@ class AnswerEngine:
         t = lap("retrieve", t)
         yield Event("sources", {"sources": [self._source(p) for p in passages]})
 
-        if not passages or passages[0].chunk.similarity < cfg.min_retrieval_similarity:
+        if not passages or max(p.chunk.similarity for p in passages) < cfg.min_retrieval_similarity:
             yield from self._abstain(trace, "weak_retrieval", started)
             return
 

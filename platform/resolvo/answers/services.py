@@ -45,6 +45,7 @@ def llm_backend() -> LLMBackend:
         device=settings.LLM_DEVICE,
         tokenizer=settings.LLM_TOKENIZER,
         context_window=settings.LLM_CONTEXT_WINDOW,
+        threads=settings.LLM_THREADS or None,
     )
 
 

@@ -145,19 +145,41 @@ def document_add_url(*, knowledge_base: KnowledgeBase, url: str) -> Document:
     return doc
 
 
-def source_sync(*, knowledge_base: KnowledgeBase, url: str) -> list[Document]:
-    """Crawl a sitemap (same host, bounded) and add each page; a plain page is added as is."""
+def source_sync(*, knowledge_base: KnowledgeBase, url: str, retry_transient: bool = False) -> list[Document]:
+    """Crawl a sitemap (same host, bounded) and add each page; a plain page is added as is.
+
+    A sitemap that cannot be read is recorded as a failed document named by its URL, so the
+    admin sees why nothing arrived. With ``retry_transient`` a temporary failure is raised for
+    the task to retry instead.
+    """
     from ingestion.parse.fetch import crawl_sitemap
 
-    if _looks_like_sitemap(url):
+    if not _looks_like_sitemap(url):
+        return [document_add_url(knowledge_base=knowledge_base, url=url)]
+    try:
         pages = crawl_sitemap(
             url,
             max_pages=settings.INGEST_SITEMAP_MAX_PAGES,
             max_bytes=settings.INGEST_SITEMAP_MAX_BYTES,
             timeout=settings.INGEST_FETCH_TIMEOUT,
         )
-        return [document_add_url(knowledge_base=knowledge_base, url=page) for page in pages]
-    return [document_add_url(knowledge_base=knowledge_base, url=url)]
+    except TransientError as exc:
+        if retry_transient:
+            raise
+        return [_record_failed_source(knowledge_base, url, f"The sitemap could not be read: {exc}")]
+    except IngestionError as exc:
+        return [_record_failed_source(knowledge_base, url, f"The sitemap could not be read: {exc}")]
+    Document.objects.filter(knowledge_base=knowledge_base, source=url, status=Status.FAILED).delete()
+    return [document_add_url(knowledge_base=knowledge_base, url=page) for page in pages]
+
+
+def _record_failed_source(knowledge_base: KnowledgeBase, url: str, message: str) -> Document:
+    doc, _ = Document.objects.update_or_create(
+        knowledge_base=knowledge_base,
+        source=url,
+        defaults={"kind": Document.Kind.URL, "url": url[:1000], "status": Status.FAILED, "error": message},
+    )
+    return doc
 
 
 def _looks_like_sitemap(url: str) -> bool:
