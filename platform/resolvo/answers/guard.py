@@ -37,19 +37,21 @@ def _words(text: str) -> list[str]:
 
 
 class LeakGuard:
-    """Holds back the last few words of a stream so a system-prompt leak can be stopped.
+    """Stops a stream before it repeats the protected text (the system prompt).
 
-    A leak is any run of ``n`` consecutive words that also occurs in the protected text. The
-    last ``n - 1`` words stay buffered until the next word shows they do not start a leak, so
+    A leak is any run of ``n`` consecutive words that also occurs in the protected text. Words are
+    held back only while the words at the end of the stream could still grow into such a run
+    (they are a prefix of one), so ordinary answers flow with at most a word of delay, and
     leaked text is never emitted.
     """
 
     def __init__(self, protected: str, *, allowed: str = "", n: int = 7) -> None:
-        words = _words(protected)
         allowed_grams = self._grams(_words(allowed), n)
-        self._grams_set = self._grams(words, n) - allowed_grams
+        grams = self._grams(_words(protected), n) - allowed_grams
+        self._prefixes = {g[:k] for g in grams for k in range(1, n)}
+        self._grams_set = grams
         self._n = n
-        self._emitted = ""
+        self._emitted_words: list[str] = []
         self._pending = ""
         self.leaked = False
 
@@ -62,31 +64,40 @@ class LeakGuard:
         if self.leaked:
             return ""
         self._pending += delta
-        words = _words(self._emitted + self._pending)
+        matches = list(_WORD_RE.finditer(self._pending))
+        # The last word may still be growing unless the text after it is a separator.
+        complete = matches if matches and matches[-1].end() < len(self._pending) else matches[:-1]
+        words = self._emitted_words + [m.group().lower() for m in complete]
         n = self._n
-        if len(words) >= n and any(
-            tuple(words[i : i + n]) in self._grams_set for i in range(max(0, len(words) - n - 8), len(words) - n + 1)
-        ):
-            self.leaked = True
-            self._pending = ""
+        for end in range(max(n, len(self._emitted_words) + 1), len(words) + 1):
+            if tuple(words[end - n : end]) in self._grams_set:
+                self.leaked = True
+                self._pending = ""
+                return ""
+        # Hold back the longest run of trailing complete words that could start a leak.
+        hold = 0
+        for k in range(min(n - 1, len(words)), 0, -1):
+            if tuple(words[-k:]) in self._prefixes:
+                hold = k
+                break
+        cut_words = len(complete) - hold
+        if cut_words <= 0:
             return ""
-        # Emit everything except the trailing n-1 words (and any partial word).
-        keep = self._tail_start(self._pending, n - 1)
-        out, self._pending = self._pending[:keep], self._pending[keep:]
-        self._emitted += out
+        if hold:
+            cut = complete[cut_words].start()
+        elif len(complete) < len(matches):
+            cut = matches[-1].start()  # keep the growing word back
+        else:
+            cut = len(self._pending)
+        out, self._pending = self._pending[:cut], self._pending[cut:]
+        self._emitted_words += [m.group().lower() for m in complete[:cut_words]]
         return out
 
     def flush(self) -> str:
         if self.leaked:
             return ""
         out, self._pending = self._pending, ""
-        self._emitted += out
         return out
 
-    @staticmethod
-    def _tail_start(text: str, words: int) -> int:
-        """Index where the last ``words`` words (plus a trailing partial word) of ``text`` start."""
-        matches = list(re.finditer(r"[A-Za-z0-9']+", text))
-        if len(matches) <= words:
-            return 0
-        return matches[-words].start() if words else len(text)
+
+_WORD_RE = re.compile(r"[A-Za-z0-9']+")

@@ -12,6 +12,7 @@ from django.conf import settings
 from resolvo.answers.engine import AnswerConfig, AnswerEngine, Event, Trace, Turn
 from resolvo.answers.llm.base import LLMBackend
 from resolvo.answers.llm.factory import make_backend
+from resolvo.answers.llm.transformers_backend import available_cpus
 from resolvo.answers.models import AnswerTrace
 from resolvo.answers.verify import Thresholds
 from resolvo.knowledge.models import KnowledgeBase
@@ -45,7 +46,7 @@ def llm_backend() -> LLMBackend:
         device=settings.LLM_DEVICE,
         tokenizer=settings.LLM_TOKENIZER,
         context_window=settings.LLM_CONTEXT_WINDOW,
-        threads=settings.LLM_THREADS or None,
+        threads=settings.LLM_THREADS or available_cpus(),
     )
 
 
