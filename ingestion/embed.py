@@ -54,6 +54,11 @@ class Embedder:
             with self._lock:
                 if self._model is None:
                     from sentence_transformers import SentenceTransformer
+                    from transformers.utils import logging as hf_logging
+
+                    # The splitter measures over-long texts on purpose (to split them); the
+                    # tokenizer's "sequence length is longer than" warning is noise there.
+                    hf_logging.set_verbosity_error()
 
                     self._model = SentenceTransformer(resolve_model_path(self.name), device=self.device)
         return self._model

@@ -10,13 +10,15 @@ from django.conf import settings
 from ingestion.types import TransientError
 
 
-def _retry_or_fail(task: Task, exc: TransientError, on_final: Any) -> None:
+def _retry_or_fail(task: Task, exc: TransientError, on_final: Any, *, args: list[Any] | None = None) -> None:
+    """Retry with exponential backoff (``args`` replace the task's arguments); after the last
+    attempt call ``on_final`` with a readable message instead."""
     max_retries = settings.INGEST_MAX_RETRIES
     if task.request.retries >= max_retries:
         on_final(f"{exc} (gave up after {max_retries + 1} attempts)")
         return
     countdown = min(2**task.request.retries * settings.INGEST_RETRY_BACKOFF, 300)
-    raise task.retry(exc=exc, countdown=countdown, max_retries=max_retries)
+    raise task.retry(args=args, exc=exc, countdown=countdown, max_retries=max_retries)
 
 
 def _ingest(task: Task, document_ids: list[int], *, single: bool) -> dict[int, str]:
@@ -25,17 +27,15 @@ def _ingest(task: Task, document_ids: list[int], *, single: bool) -> dict[int, s
     try:
         outcomes = services.documents_ingest_run(document_ids=document_ids)
     except services.RetryDocuments as exc:
-        max_retries = settings.INGEST_MAX_RETRIES
-        if task.request.retries >= max_retries:
-            for document_id in exc.document_ids:
-                services.document_fail(
-                    document_id=document_id, message=f"{exc} (gave up after {max_retries + 1} attempts)"
-                )
-            return {i: "failed" for i in exc.document_ids}
-        countdown = min(2**task.request.retries * settings.INGEST_RETRY_BACKOFF, 300)
         # Only the documents that hit the transient problem go round again.
-        args = [exc.document_ids[0]] if single else [exc.document_ids]
-        raise task.retry(args=args, exc=exc, countdown=countdown, max_retries=max_retries) from exc
+        failed = exc.document_ids
+
+        def give_up(message: str) -> None:
+            for document_id in failed:
+                services.document_fail(document_id=document_id, message=message)
+
+        _retry_or_fail(task, exc, give_up, args=[failed[0]] if single else [failed])
+        return {i: "failed" for i in failed}
     return {i: o.status for i, o in outcomes.items()}
 
 

@@ -14,10 +14,25 @@ from resolvo.knowledge import services
 from resolvo.knowledge.models import Document, KnowledgeBase
 
 
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """A file field that accepts several files (Django's FileField takes one)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(**kwargs)
+
+    def clean(self, data: Any, initial: Any = None) -> Any:
+        if isinstance(data, list | tuple):
+            return [super(MultipleFileField, self).clean(item, initial) for item in data]
+        return super().clean(data, initial)
+
+
 class UploadForm(forms.Form):
-    documents = forms.FileField(
-        widget=forms.ClearableFileInput(attrs={"allow_multiple_selected": True}), required=False
-    )
+    documents = MultipleFileField(required=False)
     urls = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}), required=False, help_text="One URL or sitemap per line."
     )
@@ -92,6 +107,7 @@ class DocumentAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     list_filter = ["status", "knowledge_base__organization", "knowledge_base"]
+    list_select_related = ["knowledge_base__organization"]
     search_fields = ["source", "title"]
     readonly_fields = [
         "content_hash",

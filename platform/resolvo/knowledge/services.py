@@ -17,6 +17,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from ingestion.index import DocumentRef, index_documents
+from ingestion.sizes import format_size
 from ingestion.types import Chunk, IngestionError, TransientError
 from resolvo.knowledge import vectors
 from resolvo.knowledge.models import Document, KnowledgeBase
@@ -26,15 +27,6 @@ log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=10)
 Status = Document.Status
-
-
-def _human_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
 
 
 def knowledge_base_get(*, organization: Organization, name: str, create: bool = False) -> KnowledgeBase:
@@ -107,7 +99,7 @@ def document_upload(
         doc.byte_size = size
         doc.status = Status.FAILED
         doc.error = (
-            f"The file is {_human_bytes(size)}, over the upload limit of {_human_bytes(settings.INGEST_MAX_BYTES)}."
+            f"The file is {format_size(size)}, over the upload limit of {format_size(settings.INGEST_MAX_BYTES)}."
         )
         doc.save()
         return doc
