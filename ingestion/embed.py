@@ -58,7 +58,7 @@ class Embedder:
 
                     # The splitter measures over-long texts on purpose (to split them); the
                     # tokenizer's "sequence length is longer than" warning is noise there.
-                    hf_logging.set_verbosity_error()
+                    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
 
                     self._model = SentenceTransformer(resolve_model_path(self.name), device=self.device)
         return self._model
