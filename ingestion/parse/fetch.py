@@ -18,8 +18,10 @@ lets untrusted users add URLs should filter them before calling it.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import mimetypes
+import socket
 import time
 import zlib
 from collections import deque
@@ -67,12 +69,15 @@ def fetch_url(
     max_bytes: int,
     max_redirects: int = 5,
     client: httpx.Client | None = None,
+    allow_private: bool = False,
 ) -> FetchedPage:
     """Download ``url`` and return its body.
 
     ``timeout`` (seconds, > 0) bounds the whole fetch; ``max_bytes`` (> 0) bounds the decoded
     body. Pass ``client`` to reuse connections across many fetches; it must not follow redirects
-    by itself. Raises :class:`IngestionError` or :class:`TransientError` as described above.
+    by itself. Unless ``allow_private``, every host fetched (redirects included) must resolve to
+    public addresses only, so a tenant cannot make the worker read internal services (SSRF).
+    Raises :class:`IngestionError` or :class:`TransientError` as described above.
     """
     if client is None:
         with new_client() as own_client:
@@ -82,11 +87,14 @@ def fetch_url(
                 max_bytes=max_bytes,
                 max_redirects=max_redirects,
                 client=own_client,
+                allow_private=allow_private,
             )
     deadline = time.monotonic() + timeout
     start = _checked_url(url)
     current = start
     for _ in range(max_redirects + 1):
+        if not allow_private:
+            _check_public_host(current.host, url)
         with _translate_errors(url, timeout):
             request = client.build_request("GET", current, timeout=_remaining(deadline, url, timeout))
             response = client.send(request, stream=True)
@@ -120,6 +128,7 @@ def crawl_sitemap(
     max_bytes: int,
     timeout: float,
     max_sitemaps: int = 50,
+    allow_private: bool = False,
 ) -> list[str]:
     """Return the page URLs listed by the sitemap at ``url``, in order, without duplicates.
 
@@ -143,7 +152,9 @@ def crawl_sitemap(
             is_first = fetched == 0
             fetched += 1
             try:
-                page = fetch_url(sitemap_url, timeout=timeout, max_bytes=budget, client=client)
+                page = fetch_url(
+                    sitemap_url, timeout=timeout, max_bytes=budget, client=client, allow_private=allow_private
+                )
                 content = _gunzip(page.content, budget, sitemap_url)
                 kind, locations = parse_sitemap(content, sitemap_url)
             except IngestionError:
@@ -232,6 +243,25 @@ def _checked_url(url: str) -> httpx.URL:
     if not parsed.host:
         raise IngestionError(f"The URL has no host name: {url}")
     return parsed
+
+
+def _check_public_host(host: str, url: str) -> None:
+    """Refuse hosts that are, or resolve to, loopback, private, link-local or reserved addresses.
+
+    The check resolves the name itself; a DNS answer that changes between this check and the
+    connection (rebinding) is not covered here and needs an egress firewall in production.
+    """
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise TransientError(f"Could not resolve the host name {host!r} of {url}.") from exc
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if not address.is_global:
+            raise IngestionError(
+                f"{url} points to a private or local network address ({address}); fetching internal "
+                "addresses is disabled (set INGEST_ALLOW_PRIVATE_NETWORKS=1 to allow it on a trusted network)."
+            )
 
 
 def _site(host: str) -> str:

@@ -114,6 +114,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 INGEST_FETCH_TIMEOUT = env_int("INGEST_FETCH_TIMEOUT", 15)
 INGEST_SITEMAP_MAX_PAGES = env_int("INGEST_SITEMAP_MAX_PAGES", 500)
+# URL ingestion refuses loopback/private/link-local addresses (SSRF) unless this is on.
+INGEST_ALLOW_PRIVATE_NETWORKS = env_bool("INGEST_ALLOW_PRIVATE_NETWORKS", default=False)
 INGEST_SITEMAP_MAX_BYTES = env_int("INGEST_SITEMAP_MAX_BYTES", 100 * 1024 * 1024)
 
 # --- Vector store and models ----------------------------------------------------------------

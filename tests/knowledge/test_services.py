@@ -257,3 +257,16 @@ def test_transient_store_failure_requeues_for_retry(
         services.document_ingest_run(document_id=doc.pk)
     doc.refresh_from_db()
     assert doc.status == S.QUEUED
+
+
+def test_urls_on_internal_networks_are_refused_unless_allowed(make_kb: Any, vector_store: Any, settings: Any) -> None:
+    from tests.httpserver import Route, serve
+
+    settings.INGEST_ALLOW_PRIVATE_NETWORKS = False
+    kb = make_kb()
+    with serve({"/admin": Route(body=b"<html><body><main><p>internal secrets</p></main></body></html>")}) as site:
+        doc = services.document_add_url(knowledge_base=kb, url=site.url("/admin"))
+        services.document_ingest_run(document_id=doc.pk)
+    doc.refresh_from_db()
+    assert doc.status == S.FAILED and "private or local network address" in doc.error
+    assert vector_store.count(org=str(kb.organization_id)) == 0

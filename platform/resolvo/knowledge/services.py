@@ -154,6 +154,7 @@ def source_sync(*, knowledge_base: KnowledgeBase, url: str, retry_transient: boo
             max_pages=settings.INGEST_SITEMAP_MAX_PAGES,
             max_bytes=settings.INGEST_SITEMAP_MAX_BYTES,
             timeout=settings.INGEST_FETCH_TIMEOUT,
+            allow_private=settings.INGEST_ALLOW_PRIVATE_NETWORKS,
         )
     except TransientError as exc:
         if retry_transient:
@@ -274,7 +275,12 @@ def _read_source(doc: Document) -> tuple[bytes, str, str]:
     if doc.kind == Document.Kind.URL:
         from ingestion.parse.fetch import fetch_url
 
-        page = fetch_url(doc.source, timeout=settings.INGEST_FETCH_TIMEOUT, max_bytes=settings.INGEST_MAX_BYTES)
+        page = fetch_url(
+            doc.source,
+            timeout=settings.INGEST_FETCH_TIMEOUT,
+            max_bytes=settings.INGEST_MAX_BYTES,
+            allow_private=settings.INGEST_ALLOW_PRIVATE_NETWORKS,
+        )
         return page.content, page.filename, page.content_type
     if not doc.file:
         raise IngestionError("The uploaded file is missing from storage; upload it again.")
