@@ -182,6 +182,9 @@ ANSWER_MIN_RETRIEVAL_SIMILARITY = env_float("ANSWER_MIN_RETRIEVAL_SIMILARITY", 0
 ANSWER_CITE_SIMILARITY = env_float("ANSWER_CITE_SIMILARITY", 0.40)
 ANSWER_CITE_CONTAINMENT = env_float("ANSWER_CITE_CONTAINMENT", 0.60)
 ANSWER_SUPPORT_FRACTION = env_float("ANSWER_SUPPORT_FRACTION", 0.5)
+# When the model's answer fails verification, quote the passage sentences most similar to the
+# question if they reach this cosine similarity; otherwise abstain.
+ANSWER_EXTRACT_SIMILARITY = env_float("ANSWER_EXTRACT_SIMILARITY", 0.55)
 # Hybrid retrieval: weighted reciprocal rank fusion of dense and BM25 candidates, tuned on the
 # development set (docs/answering.md): BM25 carries most of the signal on product manuals.
 RETRIEVAL_FUSION = env_str("RETRIEVAL_FUSION", "weighted")  # or "qdrant-rrf"

@@ -62,8 +62,13 @@ def test_answer_streams_sources_tokens_citations_done_and_is_traced(lumen_kb: An
     assert [r["chunk_id"] for r in trace.retrieved] == [s["chunk_id"] for s in sources]
     assert trace.backend == "transformers" and trace.model == "bundled:smollm2-135m-instruct"
     assert trace.completion_tokens == done["usage"]["completion_tokens"]
-    if not done["abstained"]:
-        streamed = "".join(e.data["text"] for e in events if e.type == "token").strip()
+    streamed = "".join(e.data["text"] for e in events if e.type == "token").strip()
+    if done["abstained"]:
+        assert done["answer"] == prompts.template("abstain") and not cited
+    elif done["reason"] == "quoted":  # the draft failed verification; a passage is quoted instead
+        assert trace.draft == streamed and done["answer"] == trace.answer != streamed
+        assert re.search(r"\[\d\]$", done["answer"]) and len(cited) == 1
+    else:
         assert streamed == done["answer"] == trace.answer
         assert cited, "a non-abstained answer carries at least one verified citation"
 
@@ -189,3 +194,19 @@ def test_evaluate_command_reports_retrieval_metrics(lumen_kb: Any, tmp_path: Pat
     assert data["questions"] == 4
     assert data["recall@5"] == 1.0 and data["mrr@5"] >= 0.66
     assert data["latency_ms"]["retrieval_p95"] > 0
+
+
+def test_quotes_the_best_passage_sentences_only_when_they_answer_the_question(lumen_kb: Any) -> None:
+    from resolvo.answers.engine import Trace
+    from resolvo.answers.services import answer_engine
+
+    engine = answer_engine()
+    question = "What does it mean when the hub status light is blinking amber?"
+    passages = engine._retrieve(lumen_kb, question, Trace(question=question))
+    quoted = engine._extract(question, passages)
+    assert quoted is not None
+    text, n = quoted
+    assert "amber" in text.lower() and text.endswith(f"[{n}]")
+    assert passages[n - 1].chunk.source == "hub-status-light-colours.md"
+    unrelated = "Can I bring my dog to the Lumen office party?"
+    assert engine._extract(unrelated, engine._retrieve(lumen_kb, unrelated, Trace(question=unrelated))) is None

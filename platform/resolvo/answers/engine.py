@@ -19,7 +19,7 @@ import numpy as np
 
 from resolvo.answers import guard, prompts
 from resolvo.answers.llm.base import ChatMessage, GenerationParams, LLMBackend, LLMUnavailable
-from resolvo.answers.verify import Thresholds, verify
+from resolvo.answers.verify import Thresholds, sentences_of, verify
 from resolvo.knowledge.models import KnowledgeBase
 from resolvo.knowledge.selectors import RetrievedChunk, chunks_neighbours, chunks_search
 
@@ -55,6 +55,8 @@ class AnswerConfig:
     history_tokens: int = 400
     max_question_chars: int = 2000
     condense: Literal["llm", "concat", "off"] = "llm"
+    extract_passages: int = 3
+    extract_min_similarity: float = 0.55
     timeout_s: float = 30.0
 
 
@@ -66,6 +68,8 @@ class Trace:
     retrieved: list[dict[str, Any]] = field(default_factory=list)
     passages_removed_instructions: int = 0
     answer: str = ""
+    draft: str = ""
+    """The model's own text when verification replaced it with quoted passage sentences."""
     citations: list[dict[str, Any]] = field(default_factory=list)
     dropped_citations: list[int] = field(default_factory=list)
     abstained: bool = False
@@ -166,7 +170,7 @@ class AnswerEngine:
             trace.answer = answer
             yield from self._abstain(trace, "prompt_leak", started, citations_first=True)
             return
-        yield from self._finish(answer, passages, trace, started, t)
+        yield from self._finish(question, answer, passages, trace, started, t)
 
     # -- steps --------------------------------------------------------------------------------
 
@@ -275,7 +279,9 @@ class AnswerEngine:
         turns = [ChatMessage(t.role, t.content) for t in self._trim_history(history)]
         return [ChatMessage("system", system), *turns, ChatMessage("user", user)]
 
-    def _finish(self, answer: str, passages: list[Passage], trace: Trace, started: float, t: float) -> Iterator[Event]:
+    def _finish(
+        self, question: str, answer: str, passages: list[Passage], trace: Trace, started: float, t: float
+    ) -> Iterator[Event]:
         cfg = self.config
         trace.answer = answer
         if not answer or _NO_ANSWER_PATTERNS.search(answer):
@@ -296,12 +302,37 @@ class AnswerEngine:
         ]
         trace.dropped_citations = check.dropped
         if check.supported_fraction < cfg.thresholds.support_fraction or not citations:
-            yield from self._abstain(trace, "unsupported", started, citations_first=True)
-            return
+            quoted = self._extract(question, passages)
+            if quoted is None:
+                yield from self._abstain(trace, "unsupported", started, citations_first=True)
+                return
+            # The model's draft failed verification, but a passage answers the question: quote
+            # it, cited, instead of abstaining. ``done.answer`` replaces the streamed draft.
+            trace.draft, trace.answer = answer, quoted[0]
+            trace.abstain_reason = "quoted"
+            citations = [self._citation(by_n[quoted[1]], inferred=False)]
         trace.citations = citations
         yield Event("citations", {"citations": citations, "dropped": check.dropped})
         trace.timings["total"] = round((time.perf_counter() - started) * 1000, 1)
         yield Event("done", self._done(trace))
+
+    def _extract(self, question: str, passages: list[Passage]) -> tuple[str, int] | None:
+        """(quoted sentences with their citation, passage number) that best answer the question,
+        or None when no sentence is similar enough (``extract_min_similarity``)."""
+        candidates: list[tuple[int, int, str]] = []
+        for p in passages[: self.config.extract_passages]:
+            sentences = [x for x in sentences_of(p.chunk.text) if len(x.split()) >= 4]
+            candidates += [(p.n, i, x) for i, x in enumerate(sentences)]
+        if not candidates:
+            return None
+        vectors = self._embed([question, *(x for _, _, x in candidates)])
+        similarity = vectors[1:] @ vectors[0]
+        best = int(np.argmax(similarity))
+        if float(similarity[best]) < self.config.extract_min_similarity:
+            return None
+        n, first, _ = candidates[best]
+        quoted = " ".join(x for m, i, x in candidates if m == n and first <= i < first + 3)
+        return f"{quoted} [{n}]", n
 
     def _abstain(self, trace: Trace, reason: str, started: float, *, citations_first: bool = False) -> Iterator[Event]:
         trace.abstained, trace.abstain_reason = True, reason

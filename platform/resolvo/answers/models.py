@@ -18,6 +18,7 @@ class AnswerTrace(models.Model):
     standalone_query = models.TextField(blank=True)
     retrieved = models.JSONField(default=list, blank=True, help_text="[{chunk_id, source, rank, score, similarity}]")
     answer = models.TextField(blank=True)
+    draft = models.TextField(blank=True, help_text="The model's text when verification replaced it with a quote.")
     citations = models.JSONField(default=list, blank=True)
     dropped_citations = models.JSONField(default=list, blank=True)
     abstained = models.BooleanField(default=False)

@@ -27,6 +27,7 @@ def answer_config() -> AnswerConfig:
         max_answer_tokens=settings.ANSWER_MAX_TOKENS,
         context_tokens=settings.ANSWER_CONTEXT_TOKENS,
         min_retrieval_similarity=settings.ANSWER_MIN_RETRIEVAL_SIMILARITY,
+        extract_min_similarity=settings.ANSWER_EXTRACT_SIMILARITY,
         thresholds=Thresholds(
             cite_similarity=settings.ANSWER_CITE_SIMILARITY,
             cite_containment=settings.ANSWER_CITE_CONTAINMENT,
@@ -107,6 +108,7 @@ def _save(kb: KnowledgeBase, trace: Trace, channel: str) -> AnswerTrace:
         standalone_query=trace.standalone_query,
         retrieved=trace.retrieved,
         answer=trace.answer,
+        draft=trace.draft,
         citations=trace.citations,
         dropped_citations=trace.dropped_citations,
         abstained=trace.abstained,
@@ -149,7 +151,7 @@ def answer_collect(
         elif event.type == "done":
             result.abstained = event.data["abstained"]
             result.reason = event.data["reason"]
-            result.answer = event.data["answer"] if result.abstained else "".join(streamed).strip()
+            result.answer = event.data["answer"]
             result.timings, result.usage = event.data["timings"], event.data["usage"]
             result.trace_id = event.data.get("trace_id")
         elif event.type == "error":

@@ -47,7 +47,7 @@ class Command(BaseCommand):
                 ]
             elif event.type == "done":
                 out["abstained"] = data["abstained"]
-                out["answer"] = data["answer"] if data["abstained"] else "".join(streamed).strip()
+                out["answer"] = data["answer"]
                 out["timings"], out["usage"] = data["timings"], data["usage"]
                 if data["abstained"]:
                     out["reason"] = data["reason"]
@@ -56,8 +56,9 @@ class Command(BaseCommand):
         if opts["json"]:
             self.stdout.write(json.dumps(out, indent=2, ensure_ascii=False))
             return
-        if out["abstained"]:
-            self.stdout.write("\n" + out["answer"])
+        if out["answer"] != "".join(streamed).strip():
+            # Verification replaced the streamed draft (abstention or a quoted passage).
+            self.stdout.write("\n\n" + out["answer"])
         self.stdout.write("")
         for c in out["citations"]:
             where = f" > {c['section']}" if c["section"] else ""
