@@ -29,6 +29,9 @@ _STOP = frozenset(
 class Thresholds:
     cite_similarity: float = 0.40
     cite_containment: float = 0.60
+    infer_similarity: float = 0.50
+    """An uncited sentence gets a citation only with stronger support: similarity and containment."""
+    infer_containment: float = 0.50
     support_fraction: float = 0.5
     min_sentence_words: int = 4
 
@@ -102,7 +105,11 @@ def verify(
             best = int(np.argmax(row + np.asarray(cont, dtype=np.float32)))
             check.best, check.similarity, check.containment = best + 1, float(row[best]), cont[best]
             check.kept = [n for n in dict.fromkeys(check.cited) if 1 <= n <= len(passages) and supports(n - 1)]
-            if not check.kept and supports(best):
+            if (
+                not check.kept
+                and row[best] >= thresholds.infer_similarity
+                and cont[best] >= thresholds.infer_containment
+            ):
                 check.inferred = [best + 1]
     cited_all = [n for c in checks for n in c.cited]
     used = list(dict.fromkeys(n for c in checks for n in (*c.kept, *c.inferred)))
