@@ -290,10 +290,6 @@ def _read_source(doc: Document) -> tuple[bytes, str, str]:
 
 def document_fail(*, document_id: int, message: str) -> IngestOutcome:
     """Record a final failure with a reason a person can read."""
-    return _fail(document_id, message)
-
-
-def _fail(document_id: int, message: str) -> IngestOutcome:
     Document.objects.filter(pk=document_id).update(
         status=Status.FAILED, error=message, lease_until=None, finished_at=timezone.now()
     )
@@ -387,14 +383,15 @@ def documents_ingest_run(*, document_ids: list[int]) -> dict[int, IngestOutcome]
         try:
             prepared.append(_prepare(doc))
         except IngestionError as exc:
-            outcomes[document_id] = _fail(document_id, str(exc))
+            outcomes[document_id] = document_fail(document_id=document_id, message=str(exc))
         except TransientError as exc:
             retry.append(document_id)
             retry_reason = str(exc)
         except Exception as exc:
             log.exception("parsing document %s failed", document_id)
-            outcomes[document_id] = _fail(
-                document_id, f"Internal error while reading the document ({type(exc).__name__}: {exc})."
+            outcomes[document_id] = document_fail(
+                document_id=document_id,
+                message=f"Internal error while reading the document ({type(exc).__name__}: {exc}).",
             )
     if prepared:
         outcomes.update(_index(prepared))
@@ -430,7 +427,10 @@ def _index(prepared: list[_Prepared]) -> dict[int, IngestOutcome]:
     except Exception as exc:
         log.exception("indexing documents %s failed", list(by_ref))
         return {
-            p.doc.pk: _fail(p.doc.pk, f"Internal error while indexing ({type(exc).__name__}: {exc}).") for p in prepared
+            p.doc.pk: document_fail(
+                document_id=p.doc.pk, message=f"Internal error while indexing ({type(exc).__name__}: {exc})."
+            )
+            for p in prepared
         }
     outcomes: dict[int, IngestOutcome] = {}
     for p, result in zip(prepared, results, strict=True):
