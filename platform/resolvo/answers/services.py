@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -133,12 +133,22 @@ class AnswerResult:
     timings: dict[str, float] = field(default_factory=dict)
     usage: dict[str, int] = field(default_factory=dict)
     trace_id: int | None = None
+    streamed: str = ""
+    """The token deltas as streamed (differs from ``answer`` when verification replaced them)."""
+    handoff: bool = False
 
 
 def answer_collect(
-    *, knowledge_base: KnowledgeBase, question: str, history: Sequence[Turn] = (), channel: str = "api"
+    *,
+    knowledge_base: KnowledgeBase,
+    question: str,
+    history: Sequence[Turn] = (),
+    channel: str = "api",
+    on_token: Callable[[str], None] | None = None,
 ) -> AnswerResult:
-    """Run the stream to the end and gather it into one result (commands, evaluation)."""
+    """Run the stream to the end and gather it into one result (commands, evaluation).
+
+    ``on_token`` sees each delta as it arrives, for callers that show the answer live."""
     result = AnswerResult()
     streamed: list[str] = []
     for event in answer_stream(knowledge_base=knowledge_base, question=question, history=history, channel=channel):
@@ -146,6 +156,8 @@ def answer_collect(
             result.sources = event.data["sources"]
         elif event.type == "token":
             streamed.append(event.data["text"])
+            if on_token:
+                on_token(event.data["text"])
         elif event.type == "citations":
             result.citations = event.data["citations"]
         elif event.type == "done":
@@ -159,5 +171,7 @@ def answer_collect(
             result.answer = event.data["message"]
             result.abstained = True
             result.reason = "error"
+            result.handoff = event.data["handoff"]
             result.trace_id = event.data.get("trace_id")
+    result.streamed = "".join(streamed).strip()
     return result

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from resolvo.answers.services import answer_stream
+from resolvo.answers.services import answer_collect
 from resolvo.knowledge.management.commands._common import add_scope_arguments, resolve_scope
 
 
@@ -21,42 +21,32 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **opts: Any) -> None:
         kb = resolve_scope(opts["org"], opts["kb"])
+
+        def show(text: str) -> None:
+            self.stdout.write(text, ending="")
+            self.stdout.flush()
+
+        result = answer_collect(
+            knowledge_base=kb, question=opts["question"], channel="cli", on_token=None if opts["json"] else show
+        )
         out: dict[str, Any] = {
-            "answer": "",
-            "abstained": False,
-            "citations": [],
-            "retrieved": [],
-            "timings": {},
-            "usage": {},
+            "answer": result.answer,
+            "abstained": result.abstained,
+            "citations": [{k: c[k] for k in ("n", "source", "title", "section", "url")} for c in result.citations],
+            "retrieved": [
+                {"source": s["source"], "chunk_id": s["chunk_id"], "score": s["score"]} for s in result.sources
+            ],
+            "timings": result.timings,
+            "usage": result.usage,
         }
-        streamed: list[str] = []
-        for event in answer_stream(knowledge_base=kb, question=opts["question"], channel="cli"):
-            data = event.data
-            if event.type == "sources":
-                out["retrieved"] = [
-                    {"source": s["source"], "chunk_id": s["chunk_id"], "score": s["score"]} for s in data["sources"]
-                ]
-            elif event.type == "token":
-                streamed.append(data["text"])
-                if not opts["json"]:
-                    self.stdout.write(data["text"], ending="")
-                    self.stdout.flush()
-            elif event.type == "citations":
-                out["citations"] = [
-                    {k: c[k] for k in ("n", "source", "title", "section", "url")} for c in data["citations"]
-                ]
-            elif event.type == "done":
-                out["abstained"] = data["abstained"]
-                out["answer"] = data["answer"]
-                out["timings"], out["usage"] = data["timings"], data["usage"]
-                if data["abstained"]:
-                    out["reason"] = data["reason"]
-            elif event.type == "error":
-                out.update(answer=data["message"], abstained=True, error=data["message"], handoff=data["handoff"])
+        if result.error:
+            out.update(error=result.error, handoff=result.handoff)
+        elif result.abstained:
+            out["reason"] = result.reason
         if opts["json"]:
             self.stdout.write(json.dumps(out, indent=2, ensure_ascii=False))
             return
-        if out["answer"] != "".join(streamed).strip():
+        if result.answer != result.streamed:
             # Verification replaced the streamed draft (abstention or a quoted passage).
             self.stdout.write("\n\n" + out["answer"])
         self.stdout.write("")
