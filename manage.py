@@ -1,15 +1,12 @@
 #!/usr/bin/env python
-"""Django's command-line utility for Resolvo."""
+"""Django's command-line utility for Resolvo (the ``resolvo`` package is installed from
+platform/resolvo by ``pip install -e .``; see pyproject.toml)."""
 
 import os
 import sys
-from pathlib import Path
 
 
 def main() -> None:
-    # The Django code lives in platform/resolvo; platform/ itself must not become the package
-    # "platform", which would shadow the standard library module of that name.
-    sys.path.insert(1, str(Path(__file__).resolve().parent / "platform"))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "resolvo.settings")
     from django.core.management import execute_from_command_line
 

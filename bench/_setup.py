@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -20,7 +19,6 @@ def django_embedded(data_dir: str | None = None) -> Path:
     os.environ["RESOLVO_DATA_DIR"] = str(target)
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
-    sys.path[:0] = [str(REPO), str(REPO / "platform")]
     os.environ["DJANGO_SETTINGS_MODULE"] = "resolvo.settings"
     import django
     from django.core.management import call_command

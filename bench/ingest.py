@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import argparse
 import io
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _setup import DATASET, django_embedded
 
 

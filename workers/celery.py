@@ -1,21 +1,23 @@
-"""The Celery application, configured from Django settings (``CELERY_*``)."""
+"""The Celery application, configured from Django settings (``CELERY_*``).
+
+Tasks live in ``workers/tasks.py`` and are found the way a worker finds them at start-up
+(``autodiscover_tasks``, run by the loader's ``import_default_modules``), so importing this module
+never imports the platform's models.
+"""
 
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 from celery import Celery
 
-_PLATFORM = str(Path(__file__).resolve().parents[1] / "platform")
-if _PLATFORM not in sys.path:
-    sys.path.insert(1, _PLATFORM)
+from resolvo import background
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "resolvo.settings")
 
 app = Celery("resolvo")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(lambda: ["workers"], related_name="tasks", force=True)
+app.autodiscover_tasks(lambda: ["workers"], related_name="tasks")
 app.conf.beat_schedule = {
-    "recover-stalled-documents": {"task": "workers.tasks.documents_recover_stalled", "schedule": 300.0},
+    "recover-stalled-documents": {"task": background.DOCUMENTS_RECOVER_STALLED, "schedule": 300.0},
 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -22,6 +22,23 @@ POSITION = "position"
 
 Fusion = Literal["rrf", "dbsf"]
 DenseVector = Sequence[float] | npt.NDArray[np.float32]
+
+
+def tenant_scope(org: str, kb: str | None = None, document: str | None = None) -> list[tuple[str, str]]:
+    """The ``(payload field, value)`` pairs that every request on a tenant's points must match.
+
+    Both engines build their filters from this one function, so the tenant condition is written
+    once. ``org`` is required and may not be empty: a request without it would reach every
+    tenant's points.
+    """
+    if not org:
+        raise ValueError("org is required: every request on the vector store is scoped to one organization")
+    pairs = [(ORG, org)]
+    if kb is not None:
+        pairs.append((KB, kb))
+    if document is not None:
+        pairs.append((DOCUMENT, document))
+    return pairs
 
 
 def collection_name(model_slug: str, dimension: int) -> str:
@@ -95,8 +112,9 @@ class VectorStore(Protocol):
         fusion by the caller (see ``ingestion.fusion``)."""
         ...
 
-    def neighbours(self, *, org: str, document: str, positions: Sequence[int]) -> list[SearchHit]:
-        """Points of one document at the given positions (for merging context around a hit)."""
+    def points_at(self, *, org: str, positions: Mapping[str, Sequence[int]]) -> list[SearchHit]:
+        """Points at the given positions of the given documents (``{document: [position, ...]}``),
+        in one request (merging context around several hits costs one round trip)."""
         ...
 
     def close(self) -> None: ...

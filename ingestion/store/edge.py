@@ -10,13 +10,25 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import qdrant_edge as qe
 
 from ingestion.sparse import SparseVector
-from ingestion.store.base import DENSE, DOCUMENT, KB, ORG, POSITION, SPARSE, DenseVector, Fusion, SearchHit, StoredPoint
+from ingestion.store.base import (
+    DENSE,
+    DOCUMENT,
+    KB,
+    ORG,
+    POSITION,
+    SPARSE,
+    DenseVector,
+    Fusion,
+    SearchHit,
+    StoredPoint,
+    tenant_scope,
+)
 from ingestion.types import TransientError
 
 _SCROLL_PAGE = 1000
@@ -75,13 +87,19 @@ class EdgeStore:
                 self._shard.update(qe.UpdateOperation.create_field_index(field, params))
 
     @staticmethod
-    def _filter(org: str, kb: str | None = None, document: str | None = None) -> qe.Filter:
-        must: list[Any] = [qe.FieldCondition(key=ORG, match=qe.MatchValue(org))]
-        if kb is not None:
-            must.append(qe.FieldCondition(key=KB, match=qe.MatchValue(kb)))
-        if document is not None:
-            must.append(qe.FieldCondition(key=DOCUMENT, match=qe.MatchValue(document)))
-        return qe.Filter(must=must)
+    def _filter(
+        org: str,
+        kb: str | None = None,
+        document: str | None = None,
+        *,
+        must: Sequence[Any] = (),
+        should: Sequence[Any] = (),
+    ) -> qe.Filter:
+        """The tenant scope (:func:`~ingestion.store.base.tenant_scope`) plus extra conditions."""
+        scope: list[Any] = [
+            qe.FieldCondition(key=key, match=qe.MatchValue(value)) for key, value in tenant_scope(org, kb, document)
+        ]
+        return qe.Filter(must=[*scope, *must], should=list(should) or None)
 
     def upsert(self, points: Sequence[StoredPoint]) -> None:
         if not points:
@@ -116,12 +134,7 @@ class EdgeStore:
     def delete_ids(self, *, org: str, ids: Sequence[str]) -> None:
         if not ids:
             return
-        flt = qe.Filter(
-            must=[
-                qe.FieldCondition(key=ORG, match=qe.MatchValue(org)),
-                qe.HasIdCondition({uuid.UUID(i) for i in ids}),
-            ]
-        )
+        flt = self._filter(org, must=[qe.HasIdCondition({uuid.UUID(i) for i in ids})])
         with self._write:
             self._shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
             self._shard.flush()
@@ -205,12 +218,24 @@ class EdgeStore:
         ]
         return lists[0], (lists[1] if len(lists) > 1 else [])
 
-    def neighbours(self, *, org: str, document: str, positions: Sequence[int]) -> list[SearchHit]:
-        if not positions:
+    def points_at(self, *, org: str, positions: Mapping[str, Sequence[int]]) -> list[SearchHit]:
+        wanted = {document: list(p) for document, p in positions.items() if p}
+        if not wanted:
             return []
-        flt = self._filter(org, document=document)
-        flt = qe.Filter(must=[*(flt.must or []), qe.FieldCondition(key=POSITION, match=qe.MatchAny(list(positions)))])
-        records, _ = self._shard.scroll(qe.ScrollRequest(limit=len(positions), filter=flt, with_payload=True))
+        flt = self._filter(
+            org,
+            should=[
+                qe.Filter(
+                    must=[
+                        qe.FieldCondition(key=DOCUMENT, match=qe.MatchValue(document)),
+                        qe.FieldCondition(key=POSITION, match=qe.MatchAny(p)),
+                    ]
+                )
+                for document, p in wanted.items()
+            ],
+        )
+        limit = sum(len(p) for p in wanted.values())
+        records, _ = self._shard.scroll(qe.ScrollRequest(limit=limit, filter=flt, with_payload=True))
         return [SearchHit(str(r.id), 0.0, dict(r.payload or {})) for r in records]
 
     def optimize(self) -> bool:

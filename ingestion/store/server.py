@@ -8,17 +8,40 @@ server binary.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from ingestion.sparse import SparseVector
-from ingestion.store.base import DENSE, DOCUMENT, KB, ORG, POSITION, SPARSE, DenseVector, Fusion, SearchHit, StoredPoint
+from ingestion.store.base import (
+    DENSE,
+    DOCUMENT,
+    KB,
+    ORG,
+    POSITION,
+    SPARSE,
+    DenseVector,
+    Fusion,
+    SearchHit,
+    StoredPoint,
+    tenant_scope,
+)
 from ingestion.types import TransientError
 
 _SCROLL_PAGE = 1000
+
+
+@contextmanager
+def _unavailable_is_transient(operation: str) -> Iterator[None]:
+    """Qdrant being down, slow or overloaded is a :class:`TransientError` (the task retries),
+    for every operation: a delete or a neighbour fetch as much as a search."""
+    try:
+        yield
+    except (ResponseHandlingException, UnexpectedResponse) as exc:
+        raise TransientError(f"Qdrant {operation} failed: {exc}") from exc
 
 
 def _hit(p: models.ScoredPoint) -> SearchHit:
@@ -47,7 +70,7 @@ class ServerStore:
         return store
 
     def _ensure_collection(self, dimension: int) -> None:
-        try:
+        with _unavailable_is_transient("collection setup"):
             if not self._client.collection_exists(self.collection):
                 self._client.create_collection(
                     self.collection,
@@ -61,17 +84,22 @@ class ServerStore:
                 (POSITION, models.PayloadSchemaType.INTEGER),
             ):
                 self._client.create_payload_index(self.collection, field, field_schema=schema)
-        except (ResponseHandlingException, UnexpectedResponse) as exc:
-            raise TransientError(f"Qdrant is unavailable: {exc}") from exc
 
     @staticmethod
-    def _filter(org: str, kb: str | None = None, document: str | None = None) -> models.Filter:
-        must: list[Any] = [models.FieldCondition(key=ORG, match=models.MatchValue(value=org))]
-        if kb is not None:
-            must.append(models.FieldCondition(key=KB, match=models.MatchValue(value=kb)))
-        if document is not None:
-            must.append(models.FieldCondition(key=DOCUMENT, match=models.MatchValue(value=document)))
-        return models.Filter(must=must)
+    def _filter(
+        org: str,
+        kb: str | None = None,
+        document: str | None = None,
+        *,
+        must: Sequence[Any] = (),
+        should: Sequence[Any] = (),
+    ) -> models.Filter:
+        """The tenant scope (:func:`~ingestion.store.base.tenant_scope`) plus extra conditions."""
+        scope: list[Any] = [
+            models.FieldCondition(key=key, match=models.MatchValue(value=value))
+            for key, value in tenant_scope(org, kb, document)
+        ]
+        return models.Filter(must=[*scope, *must], should=list(should) or None)
 
     def upsert(self, points: Sequence[StoredPoint]) -> None:
         if not points:
@@ -87,23 +115,22 @@ class ServerStore:
             )
             for p in points
         ]
-        try:
+        with _unavailable_is_transient("upsert"):
             self._client.upsert(self.collection, points=batch, wait=True)
-        except (ResponseHandlingException, UnexpectedResponse) as exc:
-            raise TransientError(f"Qdrant upsert failed: {exc}") from exc
 
     def point_ids(self, *, org: str, document: str) -> set[str]:
         ids: set[str] = set()
         offset: Any = None
         while True:
-            records, offset = self._client.scroll(
-                self.collection,
-                scroll_filter=self._filter(org, document=document),
-                limit=_SCROLL_PAGE,
-                offset=offset,
-                with_payload=False,
-                with_vectors=False,
-            )
+            with _unavailable_is_transient("scroll"):
+                records, offset = self._client.scroll(
+                    self.collection,
+                    scroll_filter=self._filter(org, document=document),
+                    limit=_SCROLL_PAGE,
+                    offset=offset,
+                    with_payload=False,
+                    with_vectors=False,
+                )
             ids.update(str(r.id) for r in records)
             if offset is None:
                 return ids
@@ -111,23 +138,22 @@ class ServerStore:
     def delete_ids(self, *, org: str, ids: Sequence[str]) -> None:
         if not ids:
             return
-        flt = models.Filter(
-            must=[
-                models.FieldCondition(key=ORG, match=models.MatchValue(value=org)),
-                models.HasIdCondition(has_id=[str(uuid.UUID(i)) for i in ids]),
-            ]
-        )
-        self._client.delete(self.collection, points_selector=models.FilterSelector(filter=flt), wait=True)
+        flt = self._filter(org, must=[models.HasIdCondition(has_id=[str(uuid.UUID(i)) for i in ids])])
+        with _unavailable_is_transient("delete"):
+            self._client.delete(self.collection, points_selector=models.FilterSelector(filter=flt), wait=True)
 
     def delete_where(self, *, org: str, kb: str | None = None, document: str | None = None) -> None:
-        self._client.delete(
-            self.collection,
-            points_selector=models.FilterSelector(filter=self._filter(org, kb, document)),
-            wait=True,
-        )
+        with _unavailable_is_transient("delete"):
+            self._client.delete(
+                self.collection,
+                points_selector=models.FilterSelector(filter=self._filter(org, kb, document)),
+                wait=True,
+            )
 
     def count(self, *, org: str, kb: str | None = None, document: str | None = None) -> int:
-        return int(self._client.count(self.collection, count_filter=self._filter(org, kb, document), exact=True).count)
+        with _unavailable_is_transient("count"):
+            response = self._client.count(self.collection, count_filter=self._filter(org, kb, document), exact=True)
+        return int(response.count)
 
     def search(
         self,
@@ -145,7 +171,7 @@ class ServerStore:
         flt = self._filter(org, kb)
         vectors: Any = [DENSE] if with_vectors else False
         dense_query = [float(x) for x in dense]
-        try:
+        with _unavailable_is_transient("search"):
             if sparse is None or not sparse.indices:
                 response = self._client.query_points(
                     self.collection,
@@ -176,8 +202,6 @@ class ServerStore:
                     with_payload=True,
                     with_vectors=vectors,
                 )
-        except (ResponseHandlingException, UnexpectedResponse) as exc:
-            raise TransientError(f"Qdrant search failed: {exc}") from exc
         return [_hit(p) for p in response.points]
 
     def candidates(
@@ -213,19 +237,30 @@ class ServerStore:
                     with_vector=vectors,
                 )
             )
-        try:
+        with _unavailable_is_transient("search"):
             responses = self._client.query_batch_points(self.collection, requests=requests)
-        except (ResponseHandlingException, UnexpectedResponse) as exc:
-            raise TransientError(f"Qdrant search failed: {exc}") from exc
         lists = [[_hit(p) for p in r.points] for r in responses]
         return lists[0], (lists[1] if len(lists) > 1 else [])
 
-    def neighbours(self, *, org: str, document: str, positions: Sequence[int]) -> list[SearchHit]:
-        if not positions:
+    def points_at(self, *, org: str, positions: Mapping[str, Sequence[int]]) -> list[SearchHit]:
+        wanted = {document: list(p) for document, p in positions.items() if p}
+        if not wanted:
             return []
-        flt = self._filter(org, document=document)
-        flt.must = [*(flt.must or []), models.FieldCondition(key=POSITION, match=models.MatchAny(any=list(positions)))]
-        records, _ = self._client.scroll(self.collection, scroll_filter=flt, limit=len(positions), with_payload=True)
+        flt = self._filter(
+            org,
+            should=[
+                models.Filter(
+                    must=[
+                        models.FieldCondition(key=DOCUMENT, match=models.MatchValue(value=document)),
+                        models.FieldCondition(key=POSITION, match=models.MatchAny(any=p)),
+                    ]
+                )
+                for document, p in wanted.items()
+            ],
+        )
+        limit = sum(len(p) for p in wanted.values())
+        with _unavailable_is_transient("scroll"):
+            records, _ = self._client.scroll(self.collection, scroll_filter=flt, limit=limit, with_payload=True)
         return [SearchHit(str(r.id), 0.0, dict(r.payload or {})) for r in records]
 
     def close(self) -> None:

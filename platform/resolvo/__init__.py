@@ -1,5 +1,4 @@
-"""Resolvo's Django project. Importing it binds Celery's shared tasks to the project's app."""
+"""Resolvo's Django project (installed as the ``resolvo`` package from ``platform/resolvo``).
 
-from workers.celery import app as celery_app
-
-__all__ = ["celery_app"]
+It never imports ``workers.tasks``: background work is sent by name (:mod:`resolvo.background`).
+"""

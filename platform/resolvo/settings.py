@@ -137,12 +137,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "ingest"
-CELERY_TASK_ROUTES = {
-    "workers.tasks.document_*": {"queue": "ingest"},
-    "workers.tasks.knowledge_base_*": {"queue": "ingest"},
-    "workers.tasks.source_*": {"queue": "ingest"},
-    "workers.tasks.answer_*": {"queue": "answer"},
-}
+CELERY_TASK_ROUTES = {"workers.tasks.document*": {"queue": "ingest"}}
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_SERIALIZER = CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -35,7 +35,7 @@ def answer_settings(settings: Any) -> Iterator[Any]:
 
 @pytest.fixture
 def lumen_kb(make_kb: Any, vector_store: Any, answer_settings: Any) -> Any:
-    from resolvo.knowledge import services
+    from resolvo.knowledge import jobs, services
     from resolvo.organizations.models import Organization
 
     kb = make_kb("lumen", "help")
@@ -45,6 +45,6 @@ def lumen_kb(make_kb: Any, vector_store: Any, answer_settings: Any) -> Any:
         services.document_upload(knowledge_base=kb, filename=name, content=(DEMO / name).read_bytes(), enqueue=False).pk
         for name in DEMO_ARTICLES
     ]
-    outcomes = services.documents_ingest_run(document_ids=ids)
+    outcomes = jobs.documents_ingest_run(document_ids=ids)
     assert all(o.status == "indexed" for o in outcomes.values()), outcomes
     return kb

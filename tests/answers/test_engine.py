@@ -13,7 +13,9 @@ import pytest
 from django.core.management import call_command
 
 from resolvo.answers import prompts
-from resolvo.answers.engine import Event, Turn
+from resolvo.answers.engine import Turn
+from resolvo.answers.events import Event
+from resolvo.answers.events import schema as events_schema
 from resolvo.answers.models import AnswerTrace
 from resolvo.answers.services import answer_collect, answer_engine_reset, answer_stream
 from resolvo.answers.sse import frames
@@ -63,14 +65,46 @@ def test_answer_streams_sources_tokens_citations_done_and_is_traced(lumen_kb: An
     assert trace.backend == "transformers" and trace.model == "bundled:smollm2-135m-instruct"
     assert trace.completion_tokens == done["usage"]["completion_tokens"]
     streamed = "".join(e.data["text"] for e in events if e.type == "token").strip()
+    # done.replaced tells the client, without comparing texts, whether to swap in done.answer.
+    assert done["replaced"] is (done["answer"] != streamed)
     if done["abstained"]:
         assert done["answer"] == prompts.template("abstain") and not cited
     elif done["reason"] == "quoted":  # the draft failed verification; a passage is quoted instead
         assert trace.draft == streamed and done["answer"] == trace.answer != streamed
-        assert re.search(r"\[\d\]$", done["answer"]) and len(cited) == 1
+        assert re.search(r"\[\d\]$", done["answer"]) and len(cited) == 1 and done["replaced"]
     else:
-        assert streamed == done["answer"] == trace.answer
+        assert streamed == done["answer"] == trace.answer and not done["replaced"]
         assert cited, "a non-abstained answer carries at least one verified citation"
+    for event in events:
+        assert set(event.data) <= set(events_schema()[event.type]), event
+
+
+def test_event_contract_snapshot() -> None:
+    """The payload of every event type, field by field: a change here is a change to what every
+    client (widget, dashboard, API users) parses, so it must be deliberate."""
+    check_snapshot("events.schema.json", json.dumps(events_schema(), indent=2, sort_keys=True) + "\n")
+
+
+def test_neighbours_of_all_passages_come_in_one_store_request(lumen_kb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from resolvo.answers.engine import Trace
+    from resolvo.answers.services import answer_engine
+    from resolvo.knowledge import vectors
+
+    store = vectors.get_store()
+    calls: list[dict[str, Any]] = []
+    real = store.points_at
+
+    def counting(**kwargs: Any) -> Any:
+        calls.append(kwargs["positions"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(store, "points_at", counting)
+    question = "How do I connect the hub to Wi-Fi with an iPhone?"
+    passages = answer_engine()._retrieve(lumen_kb, question, Trace(question=question))
+    assert len(passages) == 5 and len(calls) == 1
+    # Each passage is its hit plus the chunks around it, in document order.
+    merged = [p for p in passages if len(p.text) > len(p.chunk.text)]
+    assert merged and all(p.chunk.text in p.text for p in passages)
 
 
 def test_unrelated_question_abstains_without_calling_the_model_snapshot(lumen_kb: Any) -> None:

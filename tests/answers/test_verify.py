@@ -5,7 +5,7 @@ from functools import lru_cache
 import numpy as np
 
 from resolvo.answers.verify import Thresholds, sentences_of, verify
-from tests.ingestion.models import embedder
+from tests.ingestion.bundled_models import embedder
 
 PASSAGES = [
     "Lumen Hub 2 > Factory reset\nHold the pinhole button on the back for 15 seconds until the ring flashes amber.",

@@ -21,7 +21,7 @@ from ingestion.parse import SUPPORTED_MIME_TYPES, detect_mime_type, parse_bytes
 from ingestion.parse.detect import CSV, DOCX, HTML, MARKDOWN, PDF, TEXT, TSV
 from ingestion.parse.markdown import split_front_matter
 from ingestion.types import IngestionError, ParsedDocument
-from tests.factories import docx_bytes, encrypted_pdf_bytes, pdf_bytes
+from tests.documents import docx_bytes, encrypted_pdf_bytes, pdf_bytes
 
 MB = 1024 * 1024
 DEMO = Path(__file__).resolve().parents[2] / "demo" / "helpcentre"

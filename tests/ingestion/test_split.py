@@ -5,7 +5,7 @@ import random
 
 from ingestion.split import SplitConfig, Splitter, breadcrumb
 from ingestion.types import ParsedDocument, Section
-from tests.ingestion.models import embedder, splitter
+from tests.ingestion.bundled_models import embedder, splitter
 
 
 def _doc(*sections: Section, title: str = "Lumen Hub") -> ParsedDocument:

@@ -66,14 +66,25 @@ def test_hybrid_search_ranks_lexical_and_dense_matches(store: VectorStore) -> No
     assert texts[0] in [h.payload["text"] for h in lexical[:2]]
 
 
-def test_ids_delete_and_neighbours(store: VectorStore) -> None:
+def test_ids_delete_and_points_at_positions(store: VectorStore) -> None:
     points = [_point("1", "1", "10", i, f"chunk {i}") for i in range(4)]
     store.upsert(points)
     store.upsert(points)  # idempotent
+    store.upsert([_point("1", "1", "11", i, f"other {i}") for i in range(4)])
+    store.upsert([_point("2", "1", "10", i, f"tenant two {i}") for i in range(4)])
     assert store.point_ids(org="1", document="10") == {p.id for p in points}
     assert store.count(org="1", document="10") == 4
-    near = store.neighbours(org="1", document="10", positions=[1, 2])
-    assert sorted(h.payload["position"] for h in near) == [1, 2]
+    # Positions of several documents in one request, and only the asking organization's points.
+    near = store.points_at(org="1", positions={"10": [1, 2], "11": [0, 3], "12": [1]})
+    assert sorted((h.payload["document"], h.payload["position"]) for h in near) == [
+        ("10", 1),
+        ("10", 2),
+        ("11", 0),
+        ("11", 3),
+    ]
+    assert store.points_at(org="1", positions={}) == []
+    store.delete_where(org="1", document="11")
+    store.delete_where(org="2")
     # Deleting by id is scoped to the organization: another org cannot delete these points.
     store.delete_ids(org="2", ids=[points[0].id])
     assert store.count(org="1", document="10") == 4
@@ -213,3 +224,50 @@ def test_qdrant_rrf_weights_behaviour_is_pinned(tmp_path: Path) -> None:
     )
     assert edge_top[0].id == 0
     shard.close()
+
+
+def test_every_request_needs_an_organization(store: VectorStore) -> None:
+    store.upsert([_point("1", "1", "10", 0, "reset the hub")])
+    with pytest.raises(ValueError, match="org is required"):
+        store.count(org="")
+    with pytest.raises(ValueError, match="org is required"):
+        store.delete_where(org="")
+    with pytest.raises(ValueError, match="org is required"):
+        store.points_at(org="", positions={"10": [0]})
+    assert store.count(org="1") == 1
+
+
+OPERATIONS = ["upsert", "point_ids", "delete_ids", "delete_where", "count", "search", "candidates", "points_at"]
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_server_outage_is_transient_for_every_operation(operation: str) -> None:
+    """A Qdrant server that is down surfaces as TransientError (the task retries) from deletes,
+    counts and neighbour fetches too, not only from upserts and searches."""
+    import socket
+
+    from qdrant_client import QdrantClient
+
+    from ingestion.store.server import ServerStore
+
+    with socket.socket() as probe:  # a loopback port with nothing listening on it
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(TransientError):
+        ServerStore.connect(url=f"http://127.0.0.1:{port}", collection="c", dimension=DIM)
+    down = ServerStore(QdrantClient(url=f"http://127.0.0.1:{port}", timeout=2), "c")
+    calls = {
+        "upsert": lambda: down.upsert([_point("1", "1", "10", 0, "x")]),
+        "point_ids": lambda: down.point_ids(org="1", document="10"),
+        "delete_ids": lambda: down.delete_ids(org="1", ids=[str(uuid.uuid4())]),
+        "delete_where": lambda: down.delete_where(org="1", document="10"),
+        "count": lambda: down.count(org="1"),
+        "search": lambda: down.search(org="1", kb="1", dense=_vec(1), sparse=None, limit=1, prefetch=1),
+        "candidates": lambda: down.candidates(
+            org="1", kb="1", dense=_vec(1), sparse=SPARSE.embed_query("reset"), limit=1
+        ),
+        "points_at": lambda: down.points_at(org="1", positions={"10": [0, 1]}),
+    }
+    assert set(calls) == set(OPERATIONS)
+    with pytest.raises(TransientError, match="Qdrant"):
+        calls[operation]()

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from ingestion.types import TransientError
-from resolvo.knowledge import services, vectors
+from resolvo.knowledge import jobs, services, vectors
 from resolvo.knowledge.models import Document
-from tests.factories import docx_bytes, pdf_bytes
+from tests.documents import docx_bytes, pdf_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -36,16 +36,14 @@ ARTICLE_V2 = ARTICLE_V1.replace(
 
 def ingest(kb: Any, name: str, content: bytes) -> Document:
     doc = services.document_upload(knowledge_base=kb, filename=name, content=content)
-    services.document_ingest_run(document_id=doc.pk)
+    jobs.document_ingest_run(document_id=doc.pk)
     doc.refresh_from_db()
     return doc
 
 
 def texts(kb: Any, doc: Document) -> list[str]:
     store = vectors.get_store()
-    hits = store.neighbours(
-        org=str(kb.organization_id), document=str(doc.pk), positions=list(range(doc.chunk_count + 5))
-    )
+    hits = store.points_at(org=str(kb.organization_id), positions={str(doc.pk): list(range(doc.chunk_count + 5))})
     return [h.payload["text"] for h in sorted(hits, key=lambda h: h.payload["position"])]
 
 
@@ -58,7 +56,7 @@ def test_markdown_document_is_indexed_with_sections_and_front_matter(make_kb: An
     assert doc.chunk_count >= 1 and doc.chunks_done == doc.chunk_count
     assert doc.parse_ms is not None and doc.embed_ms is not None
     assert vector_store.count(org=str(kb.organization_id), document=str(doc.pk)) == doc.chunk_count
-    hits = vector_store.neighbours(org=str(kb.organization_id), document=str(doc.pk), positions=[0])
+    hits = vector_store.points_at(org=str(kb.organization_id), positions={str(doc.pk): [0]})
     assert hits[0].payload["source"] == "reset.md"
     assert hits[0].payload["kb"] == str(kb.pk)
     assert hits[0].payload["tokens"] <= 256
@@ -112,7 +110,7 @@ def test_reingesting_unchanged_document_changes_nothing(make_kb: Any, vector_sto
     assert again.pk == doc.pk and again.version == 1 and again.status == S.INDEXED
     # Even a forced re-run embeds nothing: every chunk is already stored under its id.
     Document.objects.filter(pk=doc.pk).update(status=S.QUEUED)
-    outcome = services.document_ingest_run(document_id=doc.pk)
+    outcome = jobs.document_ingest_run(document_id=doc.pk)
     assert outcome.status == S.INDEXED and outcome.embedded == 0 and outcome.deleted == 0
     assert vector_store.point_ids(org=str(kb.organization_id), document=str(doc.pk)) == ids_before
 
@@ -132,14 +130,14 @@ def test_delete_removes_points_file_and_row(make_kb: Any, vector_store: Any) -> 
     doc = ingest(kb, "reset.md", ARTICLE_V1)
     keep = ingest(kb, "other.md", b"# Other\nSchedules turn the lights on at sunset.")
     path = doc.file.path
-    assert services.document_delete_run(document_id=doc.pk) is True
+    assert jobs.document_delete_run(document_id=doc.pk) is True
     assert not Document.objects.filter(pk=doc.pk).exists()
     assert vector_store.count(org=str(kb.organization_id), document=str(doc.pk)) == 0
     assert vector_store.count(org=str(kb.organization_id), document=str(keep.pk)) == keep.chunk_count
     import os
 
     assert not os.path.exists(path)
-    assert services.document_delete_run(document_id=doc.pk) is False  # idempotent
+    assert jobs.document_delete_run(document_id=doc.pk) is False  # idempotent
 
 
 BAD_INPUTS = [
@@ -166,7 +164,7 @@ def test_bad_input_fails_only_its_document_with_a_readable_reason(
 
 
 def test_encrypted_pdf_fails_with_reason(make_kb: Any, vector_store: Any) -> None:
-    from tests.factories import encrypted_pdf_bytes
+    from tests.documents import encrypted_pdf_bytes
 
     kb = make_kb()
     bad = ingest(kb, "locked.pdf", encrypted_pdf_bytes("secret text"))
@@ -224,20 +222,20 @@ def test_worker_killed_mid_document_leaves_no_duplicates_and_retry_completes(
         kwargs_progress = kwargs.pop("on_progress")
         return real(**kwargs, batch_size=4, on_progress=progress)
 
-    monkeypatch.setattr(services, "index_documents", dying)
+    monkeypatch.setattr(jobs, "index_documents", dying)
     with pytest.raises(KeyboardInterrupt):
-        services.document_ingest_run(document_id=doc.pk)
+        jobs.document_ingest_run(document_id=doc.pk)
     doc.refresh_from_db()
     assert doc.status == S.EMBEDDING  # the row shows where it died
     partial = vector_store.count(org=str(kb.organization_id), document=str(doc.pk))
     assert 0 < partial < doc.chunk_count
 
-    monkeypatch.setattr(services, "index_documents", real)
+    monkeypatch.setattr(jobs, "index_documents", real)
     # The lease is still held: a duplicate delivery right now does not start a second run...
-    assert services.document_ingest_run(document_id=doc.pk).status == S.EMBEDDING
+    assert jobs.document_ingest_run(document_id=doc.pk).status == S.EMBEDDING
     # ...but once it expires (or the beat task recovers it) the retry completes the job.
     Document.objects.filter(pk=doc.pk).update(lease_until=None)
-    outcome = services.document_ingest_run(document_id=doc.pk)
+    outcome = jobs.document_ingest_run(document_id=doc.pk)
     doc.refresh_from_db()
     assert outcome.status == S.INDEXED and outcome.embedded == doc.chunk_count - partial
     assert vector_store.count(org=str(kb.organization_id), document=str(doc.pk)) == doc.chunk_count
@@ -252,9 +250,9 @@ def test_transient_store_failure_requeues_for_retry(
     def unavailable(**kwargs: Any) -> Any:
         raise TransientError("Qdrant is unavailable: connection refused")
 
-    monkeypatch.setattr(services, "index_documents", unavailable)
+    monkeypatch.setattr(jobs, "index_documents", unavailable)
     with pytest.raises(TransientError):
-        services.document_ingest_run(document_id=doc.pk)
+        jobs.document_ingest_run(document_id=doc.pk)
     doc.refresh_from_db()
     assert doc.status == S.QUEUED
 
@@ -265,8 +263,8 @@ def test_urls_on_internal_networks_are_refused_unless_allowed(make_kb: Any, vect
     settings.INGEST_ALLOW_PRIVATE_NETWORKS = False
     kb = make_kb()
     with serve({"/admin": Route(body=b"<html><body><main><p>internal secrets</p></main></body></html>")}) as site:
-        doc = services.document_add_url(knowledge_base=kb, url=site.url("/admin"))
-        services.document_ingest_run(document_id=doc.pk)
+        doc = services.source_add(knowledge_base=kb, url=site.url("/admin"))
+        jobs.document_ingest_run(document_id=doc.pk)
     doc.refresh_from_db()
     assert doc.status == S.FAILED and "private or local network address" in doc.error
     assert vector_store.count(org=str(kb.organization_id)) == 0

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.management import call_command
 
-from resolvo.knowledge import services
+from resolvo.knowledge import jobs, services
 from resolvo.knowledge.models import Document, KnowledgeBase
-from tests.factories import encrypted_pdf_bytes, pdf_bytes
+from tests.documents import encrypted_pdf_bytes, pdf_bytes
 from tests.httpserver import Route, serve
 
 S = Document.Status
@@ -100,8 +101,11 @@ def test_urls_and_sitemaps_through_the_worker(celery_worker: Any) -> None:
         call_command("ingest", "--org", "acme", "--kb", "web", "--wait", site.url("/sitemap.xml"), stdout=io.StringIO())
         status = kb_status("acme", "web")
     by_source = {d["source"]: d for d in status["documents"]}
+    sitemap = by_source.pop(site.url("/sitemap.xml"))
+    assert sitemap["kind"] == "sitemap" and sitemap["status"] == "indexed" and sitemap["title"] == "Sitemap: 3 page(s)"
     # Same host only: the sitemap's off-host entry is not followed.
     assert set(by_source) == {site.url("/warranty"), site.url("/moved"), site.url("/slow")}
+    assert {d["parent"] for d in by_source.values()} == {sitemap["id"]}
     assert by_source[site.url("/warranty")]["status"] == "indexed"
     assert by_source[site.url("/warranty")]["title"] == "Warranty"
     assert "another host" in by_source[site.url("/moved")]["error"]
@@ -110,8 +114,6 @@ def test_urls_and_sitemaps_through_the_worker(celery_worker: Any) -> None:
 
 
 def _wait_for(document_id: int, timeout: float = 60) -> None:
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not Document.objects.filter(pk=document_id, status__in=[S.QUEUED, S.PARSING, S.EMBEDDING]).exists():
@@ -126,7 +128,59 @@ def test_unreadable_sitemap_is_recorded_as_a_failed_document(db: None, vector_st
     org = Organization.objects.create(slug="acme", name="Acme")
     kb = KnowledgeBase.objects.create(organization=org, name="web")
     with serve({"/sitemap.xml": Route(body=b"<html>not a sitemap", content_type="text/html")}) as site:
-        [doc] = services.source_sync(knowledge_base=kb, url=site.url("/sitemap.xml"))
-        [missing] = services.source_sync(knowledge_base=kb, url=site.url("/gone/sitemap.xml"))
-    assert doc.status == S.FAILED and "sitemap" in doc.error.lower()
+        doc = services.source_add(knowledge_base=kb, url=site.url("/sitemap.xml"), enqueue=False)
+        missing = services.source_add(knowledge_base=kb, url=site.url("/gone/sitemap.xml"), enqueue=False)
+        jobs.documents_ingest_run(document_ids=[doc.pk, missing.pk])
+    doc.refresh_from_db()
+    missing.refresh_from_db()
+    assert doc.status == S.FAILED and "sitemap could not be read" in doc.error.lower()
     assert missing.status == S.FAILED and "404" in missing.error
+    assert not Document.objects.filter(parent__isnull=False).exists()
+
+
+def test_admin_form_and_command_take_one_path_for_urls(celery_worker: Any, settings: Any) -> None:
+    """A sitemap added in the admin and the same sitemap given to ``manage.py ingest`` end in the
+    same documents, statuses and errors: one service, whichever door."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from resolvo.organizations.models import Organization
+
+    page = b"<html><head><title>Reset</title></head><body><main><p>Hold the button for 15 seconds.</p></main></body></html>"
+
+    def routes(base: str) -> dict[str, Route]:
+        urlset = "".join(f"<url><loc>{base}{p}</loc></url>" for p in ("/reset", "/gone"))
+        return {
+            "/sitemap.xml": Route(
+                body=f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urlset}</urlset>'.encode(),
+                content_type="application/xml",
+            ),
+            "/reset": Route(body=page),
+        }
+
+    org = Organization.objects.create(slug="acme", name="Acme")
+    via_admin = KnowledgeBase.objects.create(organization=org, name="admin")
+    KnowledgeBase.objects.create(organization=org, name="cli")
+    client = Client()
+    client.force_login(get_user_model().objects.create_superuser("root", "root@example.com", "pw"))
+    with serve(routes) as site:
+        response = client.post(
+            f"/admin/knowledge/knowledgebase/{via_admin.pk}/upload/", {"urls": site.url("/sitemap.xml")}
+        )
+        assert response.status_code == 302
+        call_command("ingest", "--org", "acme", "--kb", "cli", "--wait", site.url("/sitemap.xml"), stdout=io.StringIO())
+        deadline = time.monotonic() + 60
+        while Document.objects.filter(status__in=[S.QUEUED, S.PARSING, S.EMBEDDING]).exists():
+            assert time.monotonic() < deadline, "ingestion did not finish"
+            time.sleep(0.2)
+
+    def outcome(kb_name: str) -> list[tuple[str, str, str, str]]:
+        docs = kb_status("acme", kb_name)["documents"]
+        return sorted((d["source"], d["kind"], d["status"], d["error"]) for d in docs)
+
+    assert outcome("admin") == outcome("cli")
+    assert [(s.rsplit("/", 1)[-1], k, st) for s, k, st, _ in outcome("cli")] == [
+        ("gone", "url", "failed"),
+        ("reset", "url", "indexed"),
+        ("sitemap.xml", "sitemap", "indexed"),
+    ]

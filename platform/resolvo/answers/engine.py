@@ -1,10 +1,9 @@
 """The answer pipeline, as plain Python: condense -> retrieve -> prompt -> generate -> verify.
 
-:meth:`AnswerEngine.stream` yields :class:`Event` values in a fixed order:
-``sources`` (the passages retrieved), ``token`` (text deltas), ``citations`` (verified), then
-``done`` (usage, per-stage timings, abstained flag), or ``error`` in place of the rest when the
-model fails. Every step writes what it did to the run's :class:`Trace`. The engine knows
-nothing about HTTP; the widget, the agents' drafts and the commands all consume these events.
+:meth:`AnswerEngine.stream` yields the events of :mod:`resolvo.answers.events` (the contract,
+order included, is described there). Every step writes what it did to the run's :class:`Trace`.
+The engine knows nothing about HTTP; the widget, the agents' drafts and the commands all consume
+these events.
 """
 
 from __future__ import annotations
@@ -17,25 +16,19 @@ from typing import Any, Literal
 
 import numpy as np
 
-from resolvo.answers import guard, prompts
+from resolvo.answers import events, guard, prompts
+from resolvo.answers.events import Citation, DoneData, Event, Source
 from resolvo.answers.llm.base import ChatMessage, GenerationParams, LLMBackend, LLMUnavailable
 from resolvo.answers.verify import Thresholds, sentences_of, verify
 from resolvo.knowledge.models import KnowledgeBase
 from resolvo.knowledge.selectors import RetrievedChunk, chunks_neighbours, chunks_search
 
-EventType = Literal["sources", "token", "citations", "done", "error"]
 NO_ANSWER = "I don't know based on our documentation."
 _NO_ANSWER_PATTERNS = re.compile(
     r"i don'?t know|do(es)? not (contain|include|mention|provide|say)|not (covered|mentioned|provided) in|"
     r"no information (about|on)|cannot (find|answer)|can'?t (find|answer)|isn'?t (covered|mentioned)",
     re.IGNORECASE,
 )
-
-
-@dataclass(frozen=True)
-class Event:
-    type: EventType
-    data: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -70,7 +63,9 @@ class Trace:
     answer: str = ""
     draft: str = ""
     """The model's own text when verification replaced it with quoted passage sentences."""
-    citations: list[dict[str, Any]] = field(default_factory=list)
+    streamed: str = ""
+    """The token deltas sent to the client, joined (``done.replaced`` compares the answer to it)."""
+    citations: list[Citation] = field(default_factory=list)
     dropped_citations: list[int] = field(default_factory=list)
     abstained: bool = False
     abstain_reason: str = ""
@@ -119,14 +114,14 @@ class AnswerEngine:
             question = self._validate(question)
         except AnswerError as exc:
             trace.error = str(exc)
-            yield Event("error", {"message": str(exc), "handoff": False})
+            yield events.error(str(exc), handoff=False)
             return
         t = time.perf_counter()
         trace.standalone_query = self._condense(question, history)
         t = lap("condense", t)
         passages = self._retrieve(knowledge_base, trace.standalone_query, trace)
         t = lap("retrieve", t)
-        yield Event("sources", {"sources": [self._source(p) for p in passages]})
+        yield events.sources([self._source(p) for p in passages])
 
         if not passages or max(p.chunk.similarity for p in passages) < cfg.min_retrieval_similarity:
             yield from self._abstain(trace, "weak_retrieval", started)
@@ -148,19 +143,20 @@ class AnswerEngine:
                     break
                 if safe:
                     pieces.append(safe)
-                    yield Event("token", {"text": safe})
+                    yield events.token(safe)
             tail = no_answer_guard.flush()
             if tail:
                 pieces.append(tail)
-                yield Event("token", {"text": tail})
+                yield events.token(tail)
         except LLMUnavailable as exc:
             trace.error = str(exc)
             trace.abstained, trace.abstain_reason = True, "llm_unavailable"
             trace.timings["total"] = round((time.perf_counter() - started) * 1000, 1)
-            yield Event("error", {"message": prompts.template("unavailable"), "handoff": True})
+            yield events.error(prompts.template("unavailable"), handoff=True)
             return
         finally:
             stream.close()
+            trace.streamed = "".join(pieces).strip()
         t = lap("generate", t)
         usage = stream.usage
         if usage:
@@ -225,12 +221,18 @@ class AnswerEngine:
             }
             for c in chunks
         ]
+        # Merge the chunks before and after each hit for context (one store request for all of
+        # them); the cited unit stays the hit.
+        neighbours = (
+            chunks_neighbours(knowledge_base=kb, chunks=chunks, window=cfg.neighbour_window)
+            if cfg.neighbour_window and chunks
+            else {}
+        )
         passages = []
         for n, chunk in enumerate(chunks, start=1):
             text = chunk.text
-            if cfg.neighbour_window:
-                # Merge the chunk before and after for context; the cited unit stays the hit.
-                around = chunks_neighbours(knowledge_base=kb, chunk=chunk, window=cfg.neighbour_window)
+            around = neighbours.get(chunk.chunk_id)
+            if around:
                 before = [t for pos, t in around if pos < chunk.position]
                 after = [t for pos, t in around if pos > chunk.position]
                 text = "\n".join([*before, text, *after])
@@ -312,9 +314,9 @@ class AnswerEngine:
             trace.abstain_reason = "quoted"
             citations = [self._citation(by_n[quoted[1]], inferred=False)]
         trace.citations = citations
-        yield Event("citations", {"citations": citations, "dropped": check.dropped})
+        yield events.citations(citations, check.dropped)
         trace.timings["total"] = round((time.perf_counter() - started) * 1000, 1)
-        yield Event("done", self._done(trace))
+        yield events.done(self._done(trace))
 
     def _extract(self, question: str, passages: list[Passage]) -> tuple[str, int] | None:
         """(quoted sentences with their citation, passage number) that best answer the question,
@@ -339,50 +341,46 @@ class AnswerEngine:
         trace.citations = []
         message = prompts.template("abstain")
         if not citations_first:
-            yield Event("token", {"text": message})
-        yield Event("citations", {"citations": [], "dropped": trace.dropped_citations})
+            trace.streamed = message
+            yield events.token(message)
+        yield events.citations([], trace.dropped_citations)
         trace.timings["total"] = round((time.perf_counter() - started) * 1000, 1)
         done = self._done(trace)
         done["answer"] = message
-        yield Event("done", done)
+        done["replaced"] = message != trace.streamed
+        yield events.done(done)
 
     # -- shapes -------------------------------------------------------------------------------
 
     @staticmethod
-    def _source(p: Passage) -> dict[str, Any]:
+    def _source(p: Passage) -> Source:
         c = p.chunk
-        return {
-            "n": p.n,
-            "chunk_id": c.chunk_id,
-            "source": c.source,
-            "title": c.title,
-            "section": c.section_label,
-            "url": c.url,
-            "score": round(c.score, 5),
-            "similarity": round(c.similarity, 4),
-            "snippet": c.text[:300],
-        }
+        return Source(
+            n=p.n,
+            chunk_id=c.chunk_id,
+            source=c.source,
+            title=c.title,
+            section=c.section_label,
+            url=c.url,
+            score=round(c.score, 5),
+            similarity=round(c.similarity, 4),
+            snippet=c.text[:300],
+        )
 
     @staticmethod
-    def _citation(p: Passage, *, inferred: bool) -> dict[str, Any]:
+    def _citation(p: Passage, *, inferred: bool) -> Citation:
         c = p.chunk
-        return {
-            "n": p.n,
-            "source": c.source,
-            "title": c.title,
-            "section": c.section_label,
-            "url": c.url,
-            "inferred": inferred,
-        }
+        return Citation(n=p.n, source=c.source, title=c.title, section=c.section_label, url=c.url, inferred=inferred)
 
     @staticmethod
-    def _done(trace: Trace) -> dict[str, Any]:
-        return {
-            "abstained": trace.abstained,
-            "reason": trace.abstain_reason,
-            "answer": trace.answer,
-            "usage": {"prompt_tokens": trace.prompt_tokens, "completion_tokens": trace.completion_tokens},
-            "timings": dict(trace.timings),
-            "backend": trace.backend,
-            "model": trace.model,
-        }
+    def _done(trace: Trace) -> DoneData:
+        return DoneData(
+            abstained=trace.abstained,
+            reason=trace.abstain_reason,
+            answer=trace.answer,
+            replaced=trace.answer != trace.streamed,
+            usage={"prompt_tokens": trace.prompt_tokens, "completion_tokens": trace.completion_tokens},
+            timings=dict(trace.timings),
+            backend=trace.backend,
+            model=trace.model,
+        )

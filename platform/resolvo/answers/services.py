@@ -9,7 +9,8 @@ from typing import Any, Literal, cast
 
 from django.conf import settings
 
-from resolvo.answers.engine import AnswerConfig, AnswerEngine, Event, Trace, Turn
+from resolvo.answers.engine import AnswerConfig, AnswerEngine, Trace, Turn
+from resolvo.answers.events import Citation, Event, Source, Usage
 from resolvo.answers.llm.base import LLMBackend
 from resolvo.answers.llm.factory import make_backend
 from resolvo.answers.llm.transformers_backend import available_cpus
@@ -87,10 +88,13 @@ def answer_stream(
     saved: dict[str, int] = {}
     try:
         for event in engine.stream(knowledge_base=knowledge_base, question=question, history=history, trace=trace):
-            if event.type in ("done", "error"):
+            if event.type == "done" or event.type == "error":
                 record = _save(knowledge_base, trace, channel)
                 saved["id"] = record.pk
-                event.data["trace_id"] = record.pk
+                if event.type == "done":
+                    event.as_done()["trace_id"] = record.pk
+                else:
+                    event.as_error()["trace_id"] = record.pk
             yield event
     finally:
         if "id" not in saved:
@@ -128,13 +132,15 @@ class AnswerResult:
     abstained: bool = False
     reason: str = ""
     error: str = ""
-    citations: list[dict[str, Any]] = field(default_factory=list)
-    sources: list[dict[str, Any]] = field(default_factory=list)
+    citations: list[Citation] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
-    usage: dict[str, int] = field(default_factory=dict)
+    usage: Usage = field(default_factory=lambda: Usage(prompt_tokens=0, completion_tokens=0))
     trace_id: int | None = None
     streamed: str = ""
-    """The token deltas as streamed (differs from ``answer`` when verification replaced them)."""
+    """The token deltas as streamed."""
+    replaced: bool = False
+    """``done.replaced``: the answer is not the streamed text (show ``answer``)."""
     handoff: bool = False
 
 
@@ -152,26 +158,26 @@ def answer_collect(
     result = AnswerResult()
     streamed: list[str] = []
     for event in answer_stream(knowledge_base=knowledge_base, question=question, history=history, channel=channel):
+        data: Any = event.data
         if event.type == "sources":
-            result.sources = event.data["sources"]
+            result.sources = data["sources"]
         elif event.type == "token":
-            streamed.append(event.data["text"])
+            streamed.append(data["text"])
             if on_token:
-                on_token(event.data["text"])
+                on_token(data["text"])
         elif event.type == "citations":
-            result.citations = event.data["citations"]
+            result.citations = data["citations"]
         elif event.type == "done":
-            result.abstained = event.data["abstained"]
-            result.reason = event.data["reason"]
-            result.answer = event.data["answer"]
-            result.timings, result.usage = event.data["timings"], event.data["usage"]
-            result.trace_id = event.data.get("trace_id")
+            done = event.as_done()
+            result.abstained, result.reason = done["abstained"], done["reason"]
+            result.answer, result.replaced = done["answer"], done["replaced"]
+            result.timings, result.usage = done["timings"], done["usage"]
+            result.trace_id = done.get("trace_id")
         elif event.type == "error":
-            result.error = event.data["message"]
-            result.answer = event.data["message"]
-            result.abstained = True
-            result.reason = "error"
-            result.handoff = event.data["handoff"]
-            result.trace_id = event.data.get("trace_id")
+            error = event.as_error()
+            result.error = result.answer = error["message"]
+            result.abstained, result.reason = True, "error"
+            result.handoff = error["handoff"]
+            result.trace_id = error.get("trace_id")
     result.streamed = "".join(streamed).strip()
     return result

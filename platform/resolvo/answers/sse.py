@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 
-from resolvo.answers.engine import Event
+from resolvo.answers.events import Event
 
 
 def encode(event: Event) -> str:
-    """One SSE frame: ``event:`` line, one ``data:`` line of compact JSON, blank line."""
+    """One SSE frame: ``event:`` line, one ``data:`` line of compact JSON, blank line (the
+    payloads are those of :mod:`resolvo.answers.events`)."""
     payload = json.dumps(event.data, ensure_ascii=False, separators=(",", ":"))
     return f"event: {event.type}\ndata: {payload}\n\n"
 

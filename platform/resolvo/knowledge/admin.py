@@ -71,9 +71,7 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
                 count += 1
             for line in form.cleaned_data["urls"].splitlines():
                 if line.strip():
-                    from workers.tasks import source_sync
-
-                    source_sync.delay(kb.pk, line.strip())
+                    services.source_add(knowledge_base=kb, url=line.strip())
                     count += 1
             messages.success(request, f"{count} item(s) queued for ingestion.")
             return HttpResponseRedirect(

@@ -37,10 +37,19 @@ class Document(models.Model):
     class Kind(models.TextChoices):
         FILE = "file", "File"
         URL = "url", "URL"
+        SITEMAP = "sitemap", "Sitemap"
 
     knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="documents")
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.FILE)
     source = models.CharField(max_length=1000, help_text="File name or URL; unique in its knowledge base.")
+    parent = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="pages",
+        help_text="The sitemap this page was found in.",
+    )
     file = models.FileField(upload_to=document_upload_path, blank=True, max_length=500)
     title = models.CharField(max_length=500, blank=True)
     url = models.URLField(max_length=1000, blank=True, help_text="Where a customer can read the original.")
@@ -75,6 +84,10 @@ class Document(models.Model):
     @property
     def organization_id(self) -> int:
         return int(self.knowledge_base.organization_id)
+
+    @property
+    def is_sitemap(self) -> bool:
+        return self.kind == self.Kind.SITEMAP
 
     @property
     def is_active(self) -> bool:

@@ -9,6 +9,26 @@ from django.db.models import Count, Q, QuerySet, Sum
 
 from ingestion.store import SearchHit
 from resolvo.knowledge.models import Document, KnowledgeBase
+from resolvo.organizations.models import Organization
+from resolvo.organizations.selectors import organization_get
+
+
+class KnowledgeBaseNotFound(LookupError):
+    """No such knowledge base in this organization; the message can be shown to the caller."""
+
+
+def knowledge_base_get(*, organization: Organization, name: str) -> KnowledgeBase:
+    """The knowledge base ``name`` of ``organization`` (the organization comes from the tenant
+    gate, :mod:`resolvo.organizations.selectors`, so it is already the caller's)."""
+    found = KnowledgeBase.objects.select_related("organization").filter(organization=organization, name=name).first()
+    if found is None:
+        raise KnowledgeBaseNotFound(f"No knowledge base {name!r} in {organization.slug!r}.")
+    return found
+
+
+def knowledge_base_for_operator(*, org_slug: str, name: str) -> KnowledgeBase:
+    """Organization and knowledge base by name, for trusted operator tools (the commands)."""
+    return knowledge_base_get(organization=organization_get(slug=org_slug), name=name)
 
 
 def documents_for_kb(*, knowledge_base: KnowledgeBase) -> QuerySet[Document]:
@@ -49,6 +69,8 @@ def document_as_dict(document: Document) -> dict[str, object]:
     return {
         "id": document.pk,
         "source": document.source,
+        "kind": document.kind,
+        "parent": document.parent_id,
         "title": document.title,
         "status": document.status,
         "error": document.error,
@@ -178,20 +200,30 @@ def chunks_search(
 
 
 def chunks_neighbours(
-    *, knowledge_base: KnowledgeBase, chunk: RetrievedChunk, window: int = 1
-) -> list[tuple[int, str]]:
-    """(position, text) of the chunks just before and after ``chunk`` in its document, in order."""
+    *, knowledge_base: KnowledgeBase, chunks: list[RetrievedChunk], window: int = 1
+) -> dict[str, list[tuple[int, str]]]:
+    """For each chunk (by ``chunk_id``), the (position, text) of the chunks up to ``window``
+    before and after it in its document, in order. One store request for all of them."""
     from resolvo.knowledge import vectors
 
-    positions = [
-        p for p in range(chunk.position - window, chunk.position + window + 1) if p >= 0 and p != chunk.position
-    ]
-    hits = vectors.get_store().neighbours(
-        org=str(knowledge_base.organization_id), document=str(chunk.document_id), positions=positions
+    wanted: dict[str, set[int]] = {}
+    for chunk in chunks:
+        around = range(chunk.position - window, chunk.position + window + 1)
+        wanted.setdefault(str(chunk.document_id), set()).update(p for p in around if p >= 0 and p != chunk.position)
+    hits = vectors.get_store().points_at(
+        org=str(knowledge_base.organization_id), positions={d: sorted(p) for d, p in wanted.items()}
     )
-    by_pos = {
-        int(h.payload["position"]): str(h.payload.get("text", ""))
+    text_at = {
+        (str(h.payload["document"]), int(h.payload["position"])): str(h.payload.get("text", ""))
         for h in hits
         if str(h.payload.get("kb")) == str(knowledge_base.pk)
     }
-    return sorted(by_pos.items())
+    out: dict[str, list[tuple[int, str]]] = {}
+    for chunk in chunks:
+        document = str(chunk.document_id)
+        out[chunk.chunk_id] = [
+            (p, text_at[(document, p)])
+            for p in range(chunk.position - window, chunk.position + window + 1)
+            if p != chunk.position and (document, p) in text_at
+        ]
+    return out

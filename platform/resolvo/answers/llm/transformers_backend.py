@@ -40,10 +40,11 @@ class TransformersBackend:
     """A causal LM loaded into this process. Thread-safe; the model loads on first use.
 
     ``threads`` sets torch's intra-op threads when the model loads. That setting is process-wide
-    (the embedding model in the same process shares it). ``None`` means half the CPUs this process
-    may use, at least one, as llama.cpp does: token-by-token decoding of a small model gains little
-    from more threads, and on a shared 2-core machine two OpenMP threads ran four times slower than
-    one (docs/answering-llm.md). A value above the available CPUs is lowered to them.
+    (the embedding model in the same process shares it). A value above the available CPUs is
+    lowered to them. ``None`` means half the CPUs this process may use, at least one (llama.cpp's
+    default), which suits a library caller sharing a busy machine. The platform does not rely on
+    that default: it passes ``LLM_THREADS``, whose default 0 means every available CPU, because on
+    an idle machine that halves the time to the first token (``settings.py``, docs/answering.md).
     """
 
     name = "transformers"

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from resolvo.answers.services import answer_collect
-from resolvo.knowledge.management.commands._common import add_scope_arguments, resolve_scope
+from resolvo.knowledge.management.commands._common import add_scope_arguments, scope_from_options
 
 
 class Command(BaseCommand):
@@ -20,7 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print one JSON object when done")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        kb = resolve_scope(opts["org"], opts["kb"])
+        kb = scope_from_options(opts["org"], opts["kb"])
 
         def show(text: str) -> None:
             self.stdout.write(text, ending="")
@@ -46,8 +46,9 @@ class Command(BaseCommand):
         if opts["json"]:
             self.stdout.write(json.dumps(out, indent=2, ensure_ascii=False))
             return
-        if result.answer != result.streamed:
-            # Verification replaced the streamed draft (abstention or a quoted passage).
+        if result.replaced or result.error:
+            # Verification replaced the streamed draft (abstention or a quoted passage), or the
+            # message explains why there is no answer.
             self.stdout.write("\n\n" + out["answer"])
         self.stdout.write("")
         for c in out["citations"]:

@@ -10,7 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from resolvo.answers.evaluation import Report, distinct, load_questions
-from resolvo.knowledge.management.commands._common import add_scope_arguments, resolve_scope
+from resolvo.knowledge.management.commands._common import add_scope_arguments, scope_from_options
 from resolvo.knowledge.selectors import chunks_search
 
 
@@ -27,7 +27,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print one JSON object")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        kb = resolve_scope(opts["org"], opts["kb"])
+        kb = scope_from_options(opts["org"], opts["kb"])
         try:
             questions = load_questions(opts["questions"])
         except (OSError, ValueError) as exc:

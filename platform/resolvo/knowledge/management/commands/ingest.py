@@ -10,13 +10,15 @@ from typing import IO, Any, cast
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
+from django.db.models import Q
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from resolvo.knowledge import services
-from resolvo.knowledge.management.commands._common import add_scope_arguments, resolve_scope
+from resolvo.knowledge.management.commands._common import add_scope_arguments, scope_from_options
 from resolvo.knowledge.models import Document, KnowledgeBase
+from resolvo.organizations.services import organization_ensure
 
 ACTIVE = [Document.Status.QUEUED, Document.Status.PARSING, Document.Status.EMBEDDING]
 
@@ -45,7 +47,10 @@ class Command(BaseCommand):
         parser.add_argument("targets", nargs="+", metavar="PATH_OR_URL")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        kb = resolve_scope(opts["org"], opts["kb"], create=opts["create"])
+        if opts["create"]:
+            organization = organization_ensure(slug=opts["org"])
+            services.knowledge_base_create(organization=organization, name=opts["kb"])
+        kb = scope_from_options(opts["org"], opts["kb"])
         console = Console(file=cast(IO[str], self.stdout._out))
         items: list[tuple[str, Path | str]] = []
         for target in opts["targets"]:
@@ -61,23 +66,22 @@ class Command(BaseCommand):
         with self._progress(console, enabled=opts["wait"]) as progress:
             docs_task = progress.add_task("Documents", total=None)
             chunks_task = progress.add_task("Chunks", total=None)
-            files: list[int] = []
+            queued: list[int] = []
             for kind, item in items:
                 if kind == "url":
-                    docs = services.source_sync(knowledge_base=kb, url=str(item))
+                    # The same service as the admin's URL form: a sitemap's pages are added by
+                    # the worker that reads it, and counted here as they arrive.
+                    doc = services.source_add(knowledge_base=kb, url=str(item), enqueue=False)
                 else:
                     assert isinstance(item, Path)
-                    docs = [
-                        services.document_upload(
-                            knowledge_base=kb, filename=item.name, content=item.read_bytes(), enqueue=False
-                        )
-                    ]
-                    files.extend(d.pk for d in docs if d.status == Document.Status.QUEUED)
-                ids.extend(d.pk for d in docs)
-            runner = self._enqueue(files)
-            while opts["wait"] and (
-                runner.is_alive() or Document.objects.filter(pk__in=ids, status__in=ACTIVE).exists()
-            ):
+                    doc = services.document_upload(
+                        knowledge_base=kb, filename=item.name, content=item.read_bytes(), enqueue=False
+                    )
+                ids.append(doc.pk)
+                if doc.status == Document.Status.QUEUED:
+                    queued.append(doc.pk)
+            runner = self._enqueue(queued)
+            while opts["wait"] and (runner.is_alive() or _documents(ids).filter(status__in=ACTIVE).exists()):
                 self._refresh(progress, docs_task, chunks_task, ids)
                 time.sleep(0.5)
             runner.join()
@@ -120,24 +124,30 @@ class Command(BaseCommand):
 
     @staticmethod
     def _refresh(progress: Progress, docs_task: Any, chunks_task: Any, ids: list[int]) -> None:
-        rows = list(Document.objects.filter(pk__in=ids).values_list("status", "chunk_count", "chunks_done"))
+        rows = list(_documents(ids).values_list("status", "chunk_count", "chunks_done"))
         finished = sum(1 for status, _, _ in rows if status not in ACTIVE)
-        progress.update(docs_task, total=len(ids), completed=finished)
+        progress.update(docs_task, total=len(rows), completed=finished)
         progress.update(chunks_task, total=sum(r[1] for r in rows) or None, completed=sum(r[2] for r in rows))
 
     @staticmethod
     def _summary(console: Console, kb: KnowledgeBase, ids: list[int], seconds: float) -> None:
-        table = Table(title=f"{kb} — {len(ids)} document(s) in {seconds:.1f} s")
+        docs = list(_documents(ids).order_by("status", "source"))
+        table = Table(title=f"{kb} — {len(docs)} document(s) in {seconds:.1f} s")
         for column in ("Source", "Status", "Chunks", "Time (ms)", "Error"):
             table.add_column(column)
-        docs = Document.objects.filter(pk__in=ids).order_by("status", "source")
         for doc in docs:
             ms = sum(x or 0 for x in (doc.parse_ms, doc.embed_ms, doc.index_ms))
             style = {"failed": "red", "indexed": "green"}.get(doc.status, "yellow")
             table.add_row(doc.source, f"[{style}]{doc.status}[/]", str(doc.chunk_count), str(ms), doc.error)
         console.print(table)
+        pages = [d for d in docs if not d.is_sitemap]
         failed = sum(1 for d in docs if d.status == Document.Status.FAILED)
-        indexed = sum(1 for d in docs if d.status == Document.Status.INDEXED)
+        indexed = sum(1 for d in pages if d.status == Document.Status.INDEXED)
         console.print(
             f"indexed {indexed}, failed {failed}, chunks {sum(d.chunk_count for d in docs if d.status == 'indexed')}"
         )
+
+
+def _documents(ids: list[int]) -> Any:
+    """The documents given on the command line and the pages their sitemaps added."""
+    return Document.objects.filter(Q(pk__in=ids) | Q(parent_id__in=ids))

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from rich.console import Console
 from rich.table import Table
 
-from resolvo.knowledge.management.commands._common import add_scope_arguments, resolve_scope
+from resolvo.knowledge.management.commands._common import add_scope_arguments, scope_from_options
 from resolvo.knowledge.selectors import document_as_dict, documents_for_kb, knowledge_base_summary
 
 
@@ -22,7 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print one JSON object")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        kb = resolve_scope(opts["org"], opts["kb"])
+        kb = scope_from_options(opts["org"], opts["kb"])
         docs = [document_as_dict(d) for d in documents_for_kb(knowledge_base=kb)]
         summary = dataclasses.asdict(knowledge_base_summary(knowledge_base=kb))
         if opts["json"]:

@@ -1,4 +1,4 @@
-"""Build real documents of every supported format, in memory, for tests."""
+"""Build real documents of every supported format (file bytes), in memory, for tests."""
 
 from __future__ import annotations
 

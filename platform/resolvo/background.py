@@ -1,0 +1,40 @@
+"""Sending background tasks: by name, once the current transaction commits.
+
+The platform never imports ``workers.tasks`` (the tasks import the platform's services, and a
+circle between the two would make either side impossible to load alone); it names the task
+instead. The names below are the whole contract between the two sides: ``workers/tasks.py``
+registers a task under each, and a layout test keeps the platform from importing the tasks.
+
+Sending goes through the Celery app's signature, so routing (``CELERY_TASK_ROUTES``) and the
+embedded mode's eager execution behave exactly as ``task.delay`` would.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+DOCUMENT_INGEST = "workers.tasks.document_ingest"
+DOCUMENT_INGEST_BATCH = "workers.tasks.document_ingest_batch"
+DOCUMENT_DELETE = "workers.tasks.document_delete"
+DOCUMENTS_RECOVER_STALLED = "workers.tasks.documents_recover_stalled"
+
+
+def send(task: str, *args: Any) -> None:
+    """Send ``task`` with ``args`` now (JSON-serialisable ids, never model instances or files)."""
+    from workers.celery import app
+
+    if task not in app.tasks:
+        # Register the tasks as a worker does at start-up; without them the embedded mode's
+        # eager execution would have nothing to run and the message would go nowhere.
+        app.loader.import_default_modules()
+        if task not in app.tasks:
+            raise LookupError(f"no background task is registered as {task!r}")
+    app.signature(task, args=args).apply_async()
+
+
+def send_on_commit(task: str, *args: Any) -> None:
+    """Send ``task`` once the surrounding transaction commits (at once outside a transaction),
+    so a worker never reads a row that is not there yet."""
+    transaction.on_commit(lambda: send(task, *args))
