@@ -6,14 +6,20 @@ Rules that keep a crawl bounded and on the customer's own site:
 * redirects are followed by hand (at most ``max_redirects``) and only within the same host
   (``www.`` and the port do not count: ``example.com`` may redirect to ``www.example.com``);
 * a body is streamed and dropped as soon as it passes ``max_bytes``;
-* ``timeout`` bounds each network operation and the whole fetch, redirects included.
+* ``timeout`` bounds each network operation and the whole fetch, redirects included;
+* unless ``allow_private``, a host that resolves to a loopback, private, link-local or otherwise
+  non-public address is refused, so a tenant cannot make the worker read internal services (SSRF).
 
-Error classes follow what a retry can change: 4xx answers, bad URLs and oversized bodies are
-:class:`IngestionError` (permanent); timeouts, connection failures, 5xx, 408 and 429 are
-:class:`TransientError`. Messages name the URL and say what happened in plain words.
+The host name of every request (the first one and each redirect hop) is resolved once, here; the
+request then connects to exactly the address that was checked (see :class:`PinnedClient`) while the
+``Host`` header, TLS SNI and certificate check keep the host name. A DNS answer that changes between
+the check and the connection (DNS rebinding) therefore cannot point the request elsewhere. With
+``allow_private`` nothing is refused, but the resolved address is pinned all the same.
 
-This module does not stop a URL from pointing at a private network address; a deployment that
-lets untrusted users add URLs should filter them before calling it.
+Error classes follow what a retry can change: 4xx answers, bad URLs, private addresses and oversized
+bodies are :class:`IngestionError` (permanent); timeouts, failed name lookups, connection failures,
+5xx, 408 and 429 are :class:`TransientError`. Messages name the URL and say what happened in plain
+words.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import ipaddress
 import logging
 import mimetypes
 import socket
+import threading
 import time
 import zlib
 from collections import deque
@@ -43,6 +50,9 @@ logger = logging.getLogger(__name__)
 USER_AGENT = "ResolvoBot/1.0 (knowledge-base ingestion)"
 
 _RETRYABLE_CLIENT_ERRORS = frozenset({408, 425, 429})
+
+# Request extension carrying the address fetch_url vetted for a request; read by _PinnedTransport.
+_PINNED_ADDRESS = "resolvo.pinned_address"
 
 
 @dataclass(frozen=True)
@@ -68,17 +78,20 @@ def fetch_url(
     timeout: float,
     max_bytes: int,
     max_redirects: int = 5,
-    client: httpx.Client | None = None,
+    client: PinnedClient | None = None,
     allow_private: bool = False,
 ) -> FetchedPage:
     """Download ``url`` and return its body.
 
     ``timeout`` (seconds, > 0) bounds the whole fetch; ``max_bytes`` (> 0) bounds the decoded
-    body. Pass ``client`` to reuse connections across many fetches; it must not follow redirects
-    by itself. Unless ``allow_private``, every host fetched (redirects included) must resolve to
-    public addresses only, so a tenant cannot make the worker read internal services (SSRF).
-    Raises :class:`IngestionError` or :class:`TransientError` as described above.
+    body. Pass ``client`` (from :func:`new_client`) to reuse connections across many fetches.
+    Unless ``allow_private``, every host fetched (redirects included) must resolve to public
+    addresses only, so a tenant cannot make the worker read internal services (SSRF); either way
+    each request connects to the address its host name was resolved to here, never resolving it
+    again. Raises :class:`IngestionError` or :class:`TransientError` as described above.
     """
+    if client is not None and not isinstance(client, PinnedClient):
+        raise TypeError("fetch_url needs a client from new_client(), which connects only to vetted addresses.")
     if client is None:
         with new_client() as own_client:
             return fetch_url(
@@ -93,10 +106,11 @@ def fetch_url(
     start = _checked_url(url)
     current = start
     for _ in range(max_redirects + 1):
-        if not allow_private:
-            _check_public_host(current.host, url)
+        address = _pinned_address(current, url, allow_private=allow_private)
         with _translate_errors(url, timeout):
-            request = client.build_request("GET", current, timeout=_remaining(deadline, url, timeout))
+            request = client.build_request(
+                "GET", current, timeout=_remaining(deadline, url, timeout), extensions={_PINNED_ADDRESS: address}
+            )
             response = client.send(request, stream=True)
             try:
                 if response.is_redirect:
@@ -116,9 +130,72 @@ def fetch_url(
     raise IngestionError(f"Too many redirects (more than {max_redirects}) fetching {url}.")
 
 
-def new_client() -> httpx.Client:
-    """An HTTP client set up the way :func:`fetch_url` expects (no automatic redirects)."""
-    return httpx.Client(follow_redirects=False, headers={"User-Agent": USER_AGENT})
+def new_client() -> PinnedClient:
+    """An HTTP client set up the way :func:`fetch_url` expects (pinned addresses, no automatic redirects)."""
+    return PinnedClient()
+
+
+class PinnedClient(httpx.Client):
+    """An HTTP client that connects each request only to the address :func:`fetch_url` vetted for it.
+
+    It never resolves a host name itself and never goes through a proxy (HTTP(S)_PROXY variables are
+    ignored, as a proxy would resolve the name again). A request sent without a vetted address is
+    refused with :class:`RuntimeError`: send requests through :func:`fetch_url`, not ``get()``.
+    Redirects are not followed here; :func:`fetch_url` follows them hop by hop, vetting each one.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(transport=_PinnedTransport(), follow_redirects=False, headers={"User-Agent": USER_AGENT})
+
+
+class _PinnedTransport(httpx.BaseTransport):
+    """Send each request to the IP address in its ``resolvo.pinned_address`` extension.
+
+    The URL handed to httpcore carries the IP, so the socket connects there without a DNS lookup;
+    the ``Host`` header stays the one built from the host name, and httpcore's ``sni_hostname``
+    extension makes TLS send that name (SNI) and check the certificate against it. This uses only
+    documented httpx API (a transport and the ``sni_hostname`` extension), no private attributes.
+
+    httpcore keys kept-alive connections by scheme, host and port, here the IP. Each host name
+    therefore gets its own pool: a connection whose certificate was checked for one name never
+    carries a request for another name at the same address, and a request pinned to a new address
+    opens a new connection instead of reusing one to an address checked earlier.
+    """
+
+    def __init__(self) -> None:
+        self._pools: dict[str, httpx.HTTPTransport] = {}
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        address = request.extensions.get(_PINNED_ADDRESS)
+        if not isinstance(address, str) or not address:
+            raise RuntimeError(
+                f"Refusing to send {request.method} {request.url}: no vetted address was pinned for it "
+                "(send requests through fetch_url)."
+            )
+        name = request.url.raw_host.decode("ascii")
+        pinned = httpx.Request(
+            request.method,
+            request.url.copy_with(host=address),
+            headers=request.headers,  # keeps the Host header with the name
+            stream=request.stream,
+            extensions={**request.extensions, "sni_hostname": name},
+        )
+        return self._pool_for(name).handle_request(pinned)
+
+    def _pool_for(self, name: str) -> httpx.HTTPTransport:
+        with self._lock:
+            pool = self._pools.get(name)
+            if pool is None:
+                pool = self._pools[name] = httpx.HTTPTransport()
+            return pool
+
+    def close(self) -> None:
+        with self._lock:
+            pools = list(self._pools.values())
+            self._pools.clear()
+        for pool in pools:
+            pool.close()
 
 
 def crawl_sitemap(
@@ -245,23 +322,32 @@ def _checked_url(url: str) -> httpx.URL:
     return parsed
 
 
-def _check_public_host(host: str, url: str) -> None:
-    """Refuse hosts that are, or resolve to, loopback, private, link-local or reserved addresses.
+def _pinned_address(target: httpx.URL, url: str, *, allow_private: bool) -> str:
+    """Resolve the host of ``target`` once and return the address the request must connect to.
 
-    The check resolves the name itself; a DNS answer that changes between this check and the
-    connection (rebinding) is not covered here and needs an egress firewall in production.
+    Unless ``allow_private``, every address the name resolves to must be public: a host that is,
+    or resolves to, a loopback, private, link-local, shared or reserved address is refused, even
+    when only one of its answers is. The first address is returned (the one a plain connection
+    would try first) and the caller connects to exactly it, so the check and the connection
+    cannot disagree. ``url`` is the URL the caller asked for, used in messages.
     """
+    host = target.raw_host.decode("ascii")  # the IDNA form, as sent in Host and SNI
     try:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError) as exc:
-        raise TransientError(f"Could not resolve the host name {host!r} of {url}.") from exc
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        if not address.is_global:
-            raise IngestionError(
-                f"{url} points to a private or local network address ({address}); fetching internal "
-                "addresses is disabled (set INGEST_ALLOW_PRIVATE_NETWORKS=1 to allow it on a trusted network)."
-            )
+        raise TransientError(f"Could not resolve the host name {target.host!r} of {url}.") from exc
+    addresses = [str(info[4][0]) for info in infos]
+    if not addresses:
+        raise TransientError(f"The host name {target.host!r} of {url} resolved to no address.")
+    if not allow_private:
+        for address in addresses:
+            ip = ipaddress.ip_address(address.split("%", 1)[0])
+            if not ip.is_global:
+                raise IngestionError(
+                    f"{url} points to a private or local network address ({ip}); fetching internal addresses "
+                    "is disabled (set INGEST_ALLOW_PRIVATE_NETWORKS=1 to allow it on a trusted network)."
+                )
+    return addresses[0]
 
 
 def _site(host: str) -> str:

@@ -6,15 +6,26 @@ even if a redirect were wrongly followed, and the server's hit list shows whethe
 
 from __future__ import annotations
 
+import datetime
 import gzip
+import ipaddress
 import socket
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from ingestion.parse import parse_bytes
-from ingestion.parse.fetch import crawl_sitemap, fetch_url
+from ingestion.parse.fetch import crawl_sitemap, fetch_url, new_client
 from ingestion.types import IngestionError, TransientError
-from tests.httpserver import Route, serve
+from tests.httpserver import Route, Site, serve
 
 PAGE = b"<html><head><title>Reset</title></head><body><main><h1>Reset</h1><p>Hold the button.</p></main></body></html>"
 MB = 1024 * 1024
@@ -285,3 +296,275 @@ def test_private_and_local_addresses_are_refused_by_default() -> None:
     for url in ("http://169.254.169.254/latest/meta-data/", "http://10.1.2.3/", "http://[::1]/", "http://localhost:9/"):
         with pytest.raises(IngestionError, match="private or local"):
             fetch_url(url, timeout=1, max_bytes=MB)
+
+
+# --- DNS rebinding: a request connects to exactly the address that was checked ------------------
+
+PUBLIC = "93.184.216.34"  # public addresses that nothing in these tests ever connects to
+OTHER_PUBLIC = "93.184.216.35"
+SECRET = b"<html><body><main><p>internal secrets</p></main></body></html>"
+
+
+@dataclass
+class Network:
+    """A resolver for made-up names and a guard on every outgoing connection.
+
+    Successive lookups of a name set with :meth:`answer` return its addresses in turn (the last
+    one repeats). Every connection is recorded; one to loopback goes through, one to an address in
+    ``stand_ins`` goes to the loopback address given there (a public site played by the local
+    server), and any other is refused without leaving the machine.
+    """
+
+    answers: dict[str, list[str]] = field(default_factory=dict)
+    stand_ins: dict[str, str] = field(default_factory=dict)
+    lookups: list[str] = field(default_factory=list)
+    connections: list[tuple[str, int]] = field(default_factory=list)
+
+    def answer(self, name: str, *addresses: str) -> None:
+        self.answers[name] = list(addresses)
+
+    def next_address(self, name: str) -> str:
+        self.lookups.append(name)
+        queue = self.answers[name]
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+
+@pytest.fixture
+def network(monkeypatch: pytest.MonkeyPatch) -> Network:
+    net = Network()
+    real_getaddrinfo = socket.getaddrinfo
+    real_connect = socket.socket.connect
+
+    def getaddrinfo(host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0) -> Any:
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        if name in net.answers:
+            address = net.next_address(name)
+            if ":" in address:
+                return [(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port or 0, 0, 0))]
+            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port or 0))]
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            raise socket.gaierror(socket.EAI_NONAME, f"{name} is not a name these tests answer") from None
+        return real_getaddrinfo(host, port, family, type, proto, flags)  # an address literal: no DNS
+
+    def connect(sock: socket.socket, address: Any) -> None:
+        host, port = str(address[0]), int(address[1])
+        net.connections.append((host, port))
+        if host in net.stand_ins:
+            return real_connect(sock, (net.stand_ins[host], port))
+        if ipaddress.ip_address(host).is_loopback:
+            return real_connect(sock, address)
+        raise ConnectionRefusedError(f"the test network refuses connections to {host}")
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    return net
+
+
+def port_of(site: Site) -> int:
+    return int(site.base.rsplit(":", 1)[1])
+
+
+def on_host(site: Site, name: str, path: str) -> str:
+    """The test server's URL under a made-up host name."""
+    return site.base.replace("127.0.0.1", name) + path
+
+
+def test_a_name_that_rebinds_to_loopback_after_the_check_is_never_fetched(network: Network) -> None:
+    network.answer("rebind.test", PUBLIC, "127.0.0.1")
+    with serve({"/secret": Route(body=SECRET)}) as site:
+        with pytest.raises(TransientError, match="Could not connect"):
+            fetch_url(on_host(site, "rebind.test", "/secret"), timeout=2, max_bytes=MB)
+        assert site.hits == []
+    assert network.lookups == ["rebind.test"]
+    assert network.connections == [(PUBLIC, port_of(site))]
+
+
+def test_a_name_that_resolves_to_loopback_is_refused_before_connecting(network: Network) -> None:
+    network.answer("internal.test", "127.0.0.1")
+    with serve({"/secret": Route(body=SECRET)}) as site:
+        url = on_host(site, "internal.test", "/secret")
+        with pytest.raises(IngestionError) as caught:
+            fetch_url(url, timeout=2, max_bytes=MB)
+        assert site.hits == []
+    assert str(caught.value) == (
+        f"{url} points to a private or local network address (127.0.0.1); fetching internal addresses is "
+        "disabled (set INGEST_ALLOW_PRIVATE_NETWORKS=1 to allow it on a trusted network)."
+    )
+    assert network.connections == []
+
+
+def test_a_name_with_one_private_answer_among_public_ones_is_refused(
+    network: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def two_answers(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        network.lookups.append(host)
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (PUBLIC, 0)),
+            (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("10.0.0.5", 0)),
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", two_answers)
+    with pytest.raises(IngestionError, match=r"private or local network address \(10\.0\.0\.5\)"):
+        fetch_url("http://mixed.test/", timeout=2, max_bytes=MB)
+    assert network.lookups == ["mixed.test"]
+    assert network.connections == []
+
+
+def test_with_allow_private_the_resolved_address_is_pinned_and_the_name_kept(network: Network) -> None:
+    network.answer("intranet.test", "127.0.0.1", "10.255.0.1")
+    with serve({"/page": Route(body=PAGE)}) as site:
+        url = on_host(site, "intranet.test", "/page")
+        page = fetch_url(url, timeout=2, max_bytes=MB, allow_private=True)
+        assert site.hits == ["/page"]
+        assert site.request_headers[0]["host"] == f"intranet.test:{port_of(site)}"
+    assert page.content == PAGE
+    assert page.final_url == page.url == url
+    assert network.lookups == ["intranet.test"]
+    assert network.connections == [("127.0.0.1", port_of(site))]
+
+
+def redirect_to_admin() -> dict[str, Route]:
+    return {"/old": Route(status=302, headers={"Location": "/admin"}), "/admin": Route(body=SECRET)}
+
+
+def test_a_redirect_to_the_same_host_name_is_checked_again(network: Network) -> None:
+    network.answer("help.test", PUBLIC, "127.0.0.1")
+    network.stand_ins[PUBLIC] = "127.0.0.1"  # the local server plays the public site
+    with serve(redirect_to_admin()) as site:
+        with pytest.raises(IngestionError, match=r"points to a private or local network address \(127\.0\.0\.1\)"):
+            fetch_url(on_host(site, "help.test", "/old"), timeout=2, max_bytes=MB)
+        assert site.hits == ["/old"]
+        assert site.request_headers[0]["host"] == f"help.test:{port_of(site)}"
+    assert network.lookups == ["help.test", "help.test"]
+    assert network.connections == [(PUBLIC, port_of(site))]
+
+
+def test_each_redirect_hop_connects_to_the_address_checked_for_it(network: Network) -> None:
+    # The second hop is checked against OTHER_PUBLIC; a second lookup at connect time would give loopback.
+    network.answer("help.test", PUBLIC, OTHER_PUBLIC, "127.0.0.1")
+    network.stand_ins[PUBLIC] = "127.0.0.1"
+    with serve(redirect_to_admin()) as site:
+        with pytest.raises(TransientError, match="Could not connect"):
+            fetch_url(on_host(site, "help.test", "/old"), timeout=2, max_bytes=MB)
+        assert site.hits == ["/old"]
+    assert network.lookups == ["help.test", "help.test"]
+    assert network.connections == [(PUBLIC, port_of(site)), (OTHER_PUBLIC, port_of(site))]
+
+
+def test_a_redirect_within_a_public_host_is_followed_on_its_pinned_address(network: Network) -> None:
+    network.answer("help.test", PUBLIC)
+    network.stand_ins[PUBLIC] = "127.0.0.1"
+    routes = {"/old": Route(status=301, headers={"Location": "/new"}), "/new": Route(body=PAGE)}
+    with serve(routes) as site:
+        url = on_host(site, "help.test", "/old")
+        page = fetch_url(url, timeout=2, max_bytes=MB)
+        assert site.hits == ["/old", "/new"]
+        assert [headers["host"] for headers in site.request_headers] == [f"help.test:{port_of(site)}"] * 2
+    assert page.content == PAGE
+    assert page.final_url == on_host(site, "help.test", "/new")
+    assert network.lookups == ["help.test", "help.test"]
+    assert {host for host, _ in network.connections} == {PUBLIC}
+
+
+# --- TLS against a pinned address: SNI and the certificate check use the host name --------------
+
+
+@dataclass
+class Certificates:
+    ca_file: Path
+    server: ssl.SSLContext
+    server_names: list[str | None]  # the SNI of each TLS handshake the server saw
+
+
+@pytest.fixture
+def certificates(tmp_path: Path) -> Certificates:
+    """A test CA and a server certificate for ``secure.test`` only, signed by it."""
+    now = datetime.datetime.now(datetime.UTC)
+
+    def certificate(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name, signer: Any, *, ca: bool) -> Any:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if ca:
+            builder = builder.add_extension(
+                x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+            )
+        else:
+            builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName("secure.test")]), critical=False)
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Resolvo test CA")])
+    ca_cert = certificate("Resolvo test CA", ca_key, ca_name, ca_key, ca=True)
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server_cert = certificate("secure.test", server_key, ca_name, ca_key, ca=False)
+
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    chain_file = tmp_path / "server.pem"
+    chain_file.write_bytes(
+        server_cert.public_bytes(serialization.Encoding.PEM)
+        + server_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(chain_file)
+    names: list[str | None] = []
+    server.sni_callback = lambda _sock, name, _ctx: names.append(name)
+    return Certificates(ca_file, server, names)
+
+
+def test_https_to_a_pinned_address_checks_the_certificate_for_the_host_name(
+    network: Network, certificates: Certificates, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificates.ca_file))  # httpx trusts the test CA
+    network.answer("secure.test", "127.0.0.1")
+    with serve({"/page": Route(body=PAGE)}, tls=certificates.server) as site:
+        url = on_host(site, "secure.test", "/page")
+        page = fetch_url(url, timeout=2, max_bytes=MB, allow_private=True)
+        assert site.request_headers[0]["host"] == f"secure.test:{port_of(site)}"
+    assert page.content == PAGE
+    assert page.final_url == url
+    assert certificates.server_names == ["secure.test"]
+    assert network.connections == [("127.0.0.1", port_of(site))]
+
+
+def test_https_to_a_pinned_address_refuses_a_certificate_for_another_name(
+    network: Network, certificates: Certificates, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificates.ca_file))
+    network.answer("other.test", "127.0.0.1")
+    with serve({"/page": Route(body=PAGE)}, tls=certificates.server) as site:
+        with pytest.raises(TransientError, match="certificate verify failed"):
+            fetch_url(on_host(site, "other.test", "/page"), timeout=2, max_bytes=MB, allow_private=True)
+        assert site.hits == []
+    assert certificates.server_names == ["other.test"]
+
+
+# --- the client ---------------------------------------------------------------------------------
+
+
+def test_fetch_url_only_takes_a_client_that_pins_addresses(network: Network) -> None:
+    network.answer("plain.test", PUBLIC)
+    with httpx.Client() as plain:
+        with pytest.raises(TypeError, match=r"needs a client from new_client\(\)"):
+            fetch_url("http://plain.test/", timeout=1, max_bytes=MB, client=plain)  # type: ignore[arg-type]
+    assert network.lookups == network.connections == []
+
+
+def test_the_pinned_client_refuses_a_request_without_a_checked_address(network: Network) -> None:
+    with serve({"/page": Route(body=PAGE)}) as site, new_client() as client:
+        with pytest.raises(RuntimeError, match="no vetted address was pinned"):
+            client.get(site.url("/page"))
+        assert site.hits == []
+    assert network.connections == []
