@@ -22,7 +22,7 @@ from ingestion.parse.detect import (
     detect_mime_type,
     file_extension,
 )
-from ingestion.parse.docx import parse_docx
+from ingestion.parse.docx import MAX_UNZIPPED_BYTES, parse_docx
 from ingestion.parse.encoding import decode_text
 from ingestion.parse.html import parse_html, sniff_meta_charset
 from ingestion.parse.markdown import parse_markdown
@@ -41,7 +41,8 @@ __all__ = [
 
 SUPPORTED_DESCRIPTION = "PDF, Word (.docx), HTML, Markdown, plain text and CSV"
 
-# A .docx may unpack to this many times the upload limit (text compresses about 10:1).
+# A .docx may unpack to this many times the upload limit (text compresses about 10:1), and never
+# to more than ``max_unzipped_bytes``: the factor only binds when the upload limit is small.
 DOCX_UNZIP_FACTOR = 20
 
 _NO_TEXT_MESSAGES = {
@@ -58,14 +59,23 @@ _UNSUPPORTED_HINTS = {
 }
 
 
-def parse_bytes(data: bytes, *, filename: str, mime_type: str | None = None, max_bytes: int) -> ParsedDocument:
+def parse_bytes(
+    data: bytes,
+    *,
+    filename: str,
+    mime_type: str | None = None,
+    max_bytes: int,
+    max_unzipped_bytes: int = MAX_UNZIPPED_BYTES,
+) -> ParsedDocument:
     """Parse one file or downloaded page.
 
     ``filename`` is the name the source gave (an upload's name, or the last part of a URL); it
     helps detection and is the fallback title. ``mime_type`` is the type the source declared, if
     any, possibly with a charset (``"text/html; charset=iso-8859-1"``). ``max_bytes`` (> 0) is
-    the size limit. Raises :class:`IngestionError` for files that are too big, empty, of an
-    unsupported type, unreadable, or without text.
+    the size limit. ``max_unzipped_bytes`` (> 0) limits what an office file (.docx) may unpack
+    to; it is lowered to ``DOCX_UNZIP_FACTOR`` times ``max_bytes`` when that is less. Raises
+    :class:`IngestionError` for files that are too big, empty, of an unsupported type,
+    unreadable, or without text.
     """
     check_size(len(data), max_bytes)
     if not data.strip():
@@ -74,7 +84,13 @@ def parse_bytes(data: bytes, *, filename: str, mime_type: str | None = None, max
     detected = detect_mime_type(data, filename, declared_type=declared_type)
     if detected not in SUPPORTED_MIME_TYPES:
         raise IngestionError(_unsupported_message(detected, filename))
-    document = _parse_as(detected, data, filename=filename, charset=charset, max_bytes=max_bytes)
+    document = _parse_as(
+        detected,
+        data,
+        filename=filename,
+        charset=charset,
+        max_unzipped_bytes=min(max_unzipped_bytes, max_bytes * DOCX_UNZIP_FACTOR),
+    )
     if not any(section.text.strip() for section in document.sections):
         raise IngestionError(_NO_TEXT_MESSAGES.get(detected, _NO_TEXT_DEFAULT))
     return document
@@ -90,11 +106,13 @@ def check_size(num_bytes: int, max_bytes: int) -> None:
     raise IngestionError(f"The file is {size}, larger than the {limit} limit.")
 
 
-def _parse_as(mime_type: str, data: bytes, *, filename: str, charset: str | None, max_bytes: int) -> ParsedDocument:
+def _parse_as(
+    mime_type: str, data: bytes, *, filename: str, charset: str | None, max_unzipped_bytes: int
+) -> ParsedDocument:
     if mime_type == PDF:
         return parse_pdf(data, filename=filename)
     if mime_type == DOCX:
-        return parse_docx(data, filename=filename, max_unzipped_bytes=max_bytes * DOCX_UNZIP_FACTOR)
+        return parse_docx(data, filename=filename, max_unzipped_bytes=max_unzipped_bytes)
     if mime_type == HTML:
         text = decode_text(data, declared_encoding=charset or sniff_meta_charset(data))
         return parse_html(text, filename=filename)

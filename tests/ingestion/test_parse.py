@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import os
+import time
+import tracemalloc
 import zipfile
 from pathlib import Path
 
@@ -20,8 +22,10 @@ from pypdf.generic import IndirectObject
 from ingestion.parse import SUPPORTED_MIME_TYPES, detect_mime_type, parse_bytes
 from ingestion.parse.detect import CSV, DOCX, HTML, MARKDOWN, PDF, TEXT, TSV
 from ingestion.parse.markdown import split_front_matter
+from ingestion.sizes import format_size
 from ingestion.types import IngestionError, ParsedDocument
 from tests.documents import docx_bytes, encrypted_pdf_bytes, pdf_bytes
+from tests.hostile import docx_bomb, nested_divs_html, zip_bomb_docx
 
 MB = 1024 * 1024
 DEMO = Path(__file__).resolve().parents[2] / "demo" / "helpcentre"
@@ -376,6 +380,86 @@ def test_html_with_nothing_but_navigation_has_no_text() -> None:
     assert parse_error(page, "home.html").startswith("No text could be extracted from the page")
 
 
+# Hostile pages, built here at test time. The budget is generous on purpose (a slow two-core
+# machine shared with other work): it is there to catch quadratic work, which on these sizes takes
+# minutes to hours. Before the parser indexed the tree once, 2k / 5k / 10k nested divs took
+# 0.9 / 6.2 / 33 s and 100k about an hour; 5k nested headings, <pre>s or <main>s took 31-38 s,
+# and 2,000 nested tables or lists were refused as "nested too deeply" after 12-18 s. Measured
+# now on the same machine, busy: 100k nested divs 1.4-3.9 s (half of it building the bs4 tree),
+# every other page below 1-5 s.
+HOSTILE_PAGE_BUDGET_S = 15
+
+
+def parse_within(seconds: float, page: bytes, filename: str = "hostile.html") -> ParsedDocument:
+    started = time.perf_counter()
+    document = parse(page, filename)
+    elapsed = time.perf_counter() - started
+    assert elapsed < seconds, f"parsing took {elapsed:.1f} s, over the {seconds} s budget"
+    return document
+
+
+def test_100000_nested_divs_parse_in_linear_time() -> None:
+    document = parse_within(HOSTILE_PAGE_BUDGET_S, nested_divs_html(100_000))
+    assert document.title == "Nested"
+    assert document.text == "Deep inside."
+
+
+def test_50000_sibling_menu_items_are_dropped_in_linear_time() -> None:
+    menu = b"<div class='nav-item'>menu link</div>" * 10
+    steps = b"".join(menu + b"<p>Step %d.</p>" % i for i in range(5_000))
+    document = parse_within(HOSTILE_PAGE_BUDGET_S, b"<body><main><h1>Guide</h1>" + steps + b"</main></body>")
+    assert paths(document) == [("Guide",)]
+    assert "menu link" not in document.text
+    assert document.text.startswith("Step 0.\n\nStep 1.")
+    assert document.text.endswith("Step 4999.")
+
+
+def test_a_wide_table_parses_in_linear_time() -> None:
+    header = b"<tr>" + b"".join(b"<th>Column %d</th>" % column for column in range(50)) + b"</tr>"
+    rows = b"".join(
+        b"<tr>" + b"".join(b"<td>r%dc%d</td>" % (row, column) for column in range(50)) + b"</tr>"
+        for row in range(1_000)
+    )
+    document = parse_within(HOSTILE_PAGE_BUDGET_S, b"<body><table>" + header + rows + b"</table></body>")
+    lines = document.text.split("\n")
+    assert len(lines) == 1_001
+    assert lines[0].startswith("Column 0 | Column 1 | ")
+    assert lines[-1].endswith(" | r999c48 | r999c49")
+
+
+@pytest.mark.parametrize(
+    ("opening", "closing"),
+    [
+        (b"<ul><li>level", b"</li></ul>"),
+        (b"<table><tr><td>level", b"</td></tr></table>"),
+        (b"<h2>level", b"</h2>"),
+        (b"<pre>level", b"</pre>"),
+        (b"<main>level", b"</main>"),
+        (b"<div class='menu'>", b"</div>"),  # kept: it holds most of the page's text
+        (b"<header>level", b"</header>"),
+        (b"<!-- a comment -->level", b""),
+    ],
+    ids=["lists", "tables", "headings", "pre", "main", "menus", "headers", "comments"],
+)
+def test_20000_nested_or_repeated_elements_of_any_kind_parse_in_linear_time(opening: bytes, closing: bytes) -> None:
+    # In an <article>, where a <header> is the article's own, not the site's.
+    page = (
+        b"<body><article>" + opening * 20_000 + b" BOTTOM TEXT" + closing * 20_000 + b"<p>The end.</p></article></body>"
+    )
+    document = parse_within(HOSTILE_PAGE_BUDGET_S, page)
+    assert "BOTTOM TEXT" in document.text or "BOTTOM TEXT" in str(paths(document))
+
+
+def test_lists_and_tables_nested_past_20_levels_are_read_as_plain_text() -> None:
+    lists = "".join(f"<ul><li>item{i}" for i in range(25)) + "</li></ul>" * 25
+    lines = parse(f"<body>{lists}</body>".encode(), "deep.html").text.split("\n")
+    assert lines[1] == "  - item1"
+    assert lines[19] == "  " * 19 + "- item19 item20 item21 item22 item23 item24"
+    tables = "".join(f"<table><tr><td>a{i}</td><td>" for i in range(24)) + "bottom" + "</td></tr></table>" * 24
+    text = parse(f"<body>{tables}</body>".encode(), "deep.html").text
+    assert text == " | ".join(f"a{i}" for i in range(21)) + " a21 a22 a23 bottom"
+
+
 # --- Markdown -----------------------------------------------------------------------------------
 
 
@@ -581,6 +665,91 @@ def test_docx_that_unpacks_to_far_more_than_the_limit_is_refused() -> None:
     message = parse_error(data, "bomb.docx", max_bytes=len(data))
     assert message.startswith("The Word document unpacks to ")
     assert message.endswith("limit.")
+
+
+def parse_error_within(seconds: float, max_memory: int, data: bytes, **options: int) -> str:
+    """The error from parsing ``data``, which must come within ``seconds`` and ``max_memory`` bytes."""
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(IngestionError) as caught:
+            parse_bytes(data, filename="bomb.docx", max_bytes=25 * MB, **options)
+        elapsed = time.perf_counter() - started
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert elapsed < seconds, f"took {elapsed:.1f} s"
+    assert peak < max_memory, f"allocated {peak / MB:.0f} MB"
+    return str(caught.value)
+
+
+def unpacked_size(data: bytes, *, part: str | None = None) -> str:
+    """What the zip ``data`` (or its ``part``) unpacks to by its own directory, as error messages write it."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return format_size(sum(info.file_size for info in archive.infolist() if part in (None, info.filename)))
+
+
+def test_docx_that_unpacks_over_the_office_file_limit_is_refused_before_unpacking() -> None:
+    # Well under 1 MB that unpacks to 120 MB of paragraphs. python-docx would take minutes and
+    # gigabytes over it (494 MB took 4.5 GB); the sizes in the zip's directory give it away.
+    data = docx_bomb(120)
+    message = parse_error_within(2, 8 * MB, data)
+    assert message == f"The Word document unpacks to {unpacked_size(data)}, over the 100 MB office-file limit."
+
+
+def test_docx_whose_text_part_is_too_big_to_parse_is_refused_before_unpacking() -> None:
+    data = docx_bomb(30)
+    message = parse_error_within(2, 8 * MB, data)
+    assert message == (
+        f"The Word document is too large to read: its part word/document.xml unpacks to "
+        f"{unpacked_size(data, part='word/document.xml')}, over the 25 MB limit for one part of an office "
+        "file. Split the document into smaller files and upload them one by one."
+    )
+
+
+def test_the_office_file_limit_can_be_lowered_by_the_caller() -> None:
+    data = docx_bomb(3)
+    message = parse_error_within(2, 8 * MB, data, max_unzipped_bytes=2 * MB)
+    assert message == f"The Word document unpacks to {unpacked_size(data)}, over the 2 MB office-file limit."
+
+
+def understate_size(data: bytes, name: str, size: int) -> bytes:
+    """``data`` with the zip's local header and directory entry claiming that ``name`` unpacks to ``size``."""
+    patched = bytearray(data)
+    field = name.encode()
+    # (signature, offset of the name's length, offset of the name, offset of the unpacked size)
+    for signature, length_at, name_at, size_at in ((b"PK\x03\x04", 26, 30, 22), (b"PK\x01\x02", 28, 46, 24)):
+        position = patched.find(signature)
+        while (
+            int.from_bytes(patched[position + length_at : position + length_at + 2], "little") != len(field)
+            or patched[position + name_at : position + name_at + len(field)] != field
+        ):
+            position = patched.find(signature, position + 4)
+            assert position != -1, f"no header for {name}"
+        patched[position + size_at : position + size_at + 4] = size.to_bytes(4, "little")
+    return bytes(patched)
+
+
+def test_docx_that_understates_its_unpacked_size_is_not_unpacked_beyond_the_claim() -> None:
+    # word/document.xml claims 2 KB and holds 200 MB. zipfile stops at the claimed size, but
+    # python-docx's read() would first inflate the whole part in one go; reading in chunks
+    # keeps memory to a chunk, and the checksum of the 2 KB that come out does not match.
+    data = understate_size(docx_bomb(200), "word/document.xml", 2048)
+    message = parse_error_within(5, 16 * MB, data)
+    assert message.startswith("The Word document could not be read: Bad CRC-32 for file 'word/document.xml'")
+    message = parse_error_within(10, 16 * MB, zip_bomb_docx(256))
+    assert message.startswith("The Word document could not be read: Bad CRC-32 for file 'word/media/image1.png'")
+
+
+def test_docx_with_a_compression_method_word_does_not_use_is_refused() -> None:
+    buffer = io.BytesIO(docx_bytes([("Setup", "Plug it in.")]))
+    with zipfile.ZipFile(buffer, "a") as archive:
+        archive.writestr("word/media/extra.bin", b"0" * 1000, compress_type=zipfile.ZIP_BZIP2)
+    message = parse_error(buffer.getvalue(), "odd.docx")
+    assert message == (
+        "The Word document could not be read: word/media/extra.bin uses a compression method .docx files do "
+        "not use. The file may be damaged or not a real .docx file."
+    )
 
 
 # --- CSV ----------------------------------------------------------------------------------------
