@@ -63,3 +63,13 @@ class Chunk:
         if not self.context:
             return self.text
         return self.context + "\n" + self.text
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    """One document's chunks, and what the splitter had to change in its text to make them."""
+
+    chunks: list[Chunk]
+    notes: list[str] = field(default_factory=list)
+    """Plain sentences for the person who uploaded the document, such as "2 words longer than 100
+    characters were broken into pieces."; empty when the text went through unchanged."""
