@@ -56,7 +56,7 @@ def celery_worker(transactional_db: None, vector_store: Any) -> Iterator[Any]:
         app,
         pool="solo",
         concurrency=1,
-        queues=["ingest"],
+        queues=["ingest", "ingest-bulk"],
         perform_ping_check=False,
         loglevel="WARNING",
         shutdown_timeout=30,

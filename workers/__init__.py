@@ -1,4 +1,4 @@
-"""Celery app and thin tasks. Start a worker with ``python -m celery -A workers worker -Q ingest``."""
+"""Celery app and thin tasks. Start a worker with ``python -m celery -A workers worker -Q ingest,ingest-bulk``."""
 
 from workers.celery import app
 

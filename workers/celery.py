@@ -11,13 +11,8 @@ import os
 
 from celery import Celery
 
-from resolvo import background
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "resolvo.settings")
 
 app = Celery("resolvo")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(lambda: ["workers"], related_name="tasks")
-app.conf.beat_schedule = {
-    "recover-stalled-documents": {"task": background.DOCUMENTS_RECOVER_STALLED, "schedule": 300.0},
-}

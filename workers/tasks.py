@@ -28,8 +28,10 @@ def _retry_or_fail(task: Task, exc: TransientError, on_final: Callable[[str], ob
 
 
 def _ingest(task: Task, document_ids: list[int], *, single: bool) -> dict[int, str]:
+    busy: list[jobs.Busy] = []
     try:
-        outcomes = jobs.documents_ingest_run(document_ids=document_ids)
+        outcomes = jobs.documents_ingest_run(document_ids=document_ids, busy=busy)
+        _come_back_for(task, busy)
     except jobs.RetryDocuments as exc:
         # Only the documents that hit the transient problem go round again.
         failed = exc.document_ids
@@ -41,6 +43,17 @@ def _ingest(task: Task, document_ids: list[int], *, single: bool) -> dict[int, s
         _retry_or_fail(task, exc, give_up, args=[failed[0]] if single else [failed])
         return {i: "failed" for i in failed}
     return {i: o.status for i, o in outcomes.items()}
+
+
+def _come_back_for(task: Task, busy: list[jobs.Busy]) -> None:
+    """Documents another run holds a live lease on: when this delivery is a redelivery after that
+    worker died, its lease runs out soon (nobody renews it); look again just after that, in a new
+    message. When the holder is alive it finishes first and the new message finds nothing to do.
+    (In the embedded mode there is no other worker to wait for; nothing is sent.)"""
+    if task.request.is_eager:
+        return
+    for b in busy:
+        background.send(background.DOCUMENT_INGEST_BATCH, b.document_ids, countdown=b.seconds + 1)
 
 
 @shared_task(bind=True, acks_late=True, name=background.DOCUMENT_INGEST)

@@ -21,8 +21,9 @@ DOCUMENT_DELETE = "workers.tasks.document_delete"
 DOCUMENTS_RECOVER_STALLED = "workers.tasks.documents_recover_stalled"
 
 
-def send(task: str, *args: Any) -> None:
-    """Send ``task`` with ``args`` now (JSON-serialisable ids, never model instances or files)."""
+def send(task: str, *args: Any, queue: str | None = None, countdown: float | None = None) -> None:
+    """Send ``task`` with ``args`` now (JSON-serialisable ids, never model instances or files),
+    to ``queue`` instead of its routed one, and not before ``countdown`` seconds if given."""
     from workers.celery import app
 
     if task not in app.tasks:
@@ -31,10 +32,15 @@ def send(task: str, *args: Any) -> None:
         app.loader.import_default_modules()
         if task not in app.tasks:
             raise LookupError(f"no background task is registered as {task!r}")
-    app.signature(task, args=args).apply_async()
+    options: dict[str, Any] = {}
+    if queue:
+        options["queue"] = queue
+    if countdown:
+        options["countdown"] = countdown
+    app.signature(task, args=args).apply_async(**options)
 
 
-def send_on_commit(task: str, *args: Any) -> None:
+def send_on_commit(task: str, *args: Any, queue: str | None = None) -> None:
     """Send ``task`` once the surrounding transaction commits (at once outside a transaction),
     so a worker never reads a row that is not there yet."""
-    transaction.on_commit(lambda: send(task, *args))
+    transaction.on_commit(lambda: send(task, *args, queue=queue))

@@ -107,6 +107,15 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=not DEBUG)
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# HTTPS in production (``manage.py check --deploy`` is clean with these defaults). Behind a TLS
+# proxy, set SECURE_PROXY_SSL_HEADER=1 so Django trusts its X-Forwarded-Proto header; for a plain
+# HTTP trial, SECURE_SSL_REDIRECT=0 and SECURE_HSTS_SECONDS=0 (docs/deployment.md).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+if env_bool("SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- Uploads and ingestion limits ---------------------------------------------------------
 INGEST_MAX_BYTES = env_int("INGEST_MAX_BYTES", 25 * 1024 * 1024)
@@ -154,6 +163,32 @@ LOGGING = {
 INGEST_MAX_RETRIES = env_int("INGEST_MAX_RETRIES", 4)
 INGEST_RETRY_BACKOFF = env_int("INGEST_RETRY_BACKOFF", 5)
 INGEST_BATCH_DOCUMENTS = env_int("INGEST_BATCH_DOCUMENTS", 64)
+# Jobs that always finish (docs/ingestion.md). A worker holds a document for INGEST_LEASE_SECONDS
+# and renews the lease every INGEST_HEARTBEAT_SECONDS through every stage; a dead worker's
+# documents are taken over once the lease runs out. INGEST_MAX_ATTEMPTS caps the claims of one
+# document (a file that kills its worker every time fails with a reason instead of looping).
+INGEST_LEASE_SECONDS = env_int("INGEST_LEASE_SECONDS", 120)
+INGEST_HEARTBEAT_SECONDS = env_int("INGEST_HEARTBEAT_SECONDS", 30)
+INGEST_MAX_ATTEMPTS = env_int("INGEST_MAX_ATTEMPTS", 6)
+# A queued document whose task message was lost (the whole worker was killed) is sent again by the
+# sweeper after this long; the sweeper (beat) runs every INGEST_SWEEP_SECONDS.
+INGEST_QUEUED_STALE_SECONDS = env_int("INGEST_QUEUED_STALE_SECONDS", 600)
+INGEST_SWEEP_SECONDS = env_int("INGEST_SWEEP_SECONDS", 60)
+CELERY_BEAT_SCHEDULE = {
+    "recover-stalled-documents": {
+        "task": "workers.tasks.documents_recover_stalled",  # resolvo.background.DOCUMENTS_RECOVER_STALLED
+        "schedule": float(INGEST_SWEEP_SECONDS),
+    },
+}
+# Budgets for one document: parsing runs in a child process under a wall-clock and memory limit,
+# and a document may not split into more than INGEST_MAX_CHUNKS chunks.
+INGEST_PARSE_SECONDS = env_int("INGEST_PARSE_SECONDS", 120)
+INGEST_PARSE_MEMORY_MB = env_int("INGEST_PARSE_MEMORY_MB", 2048)
+INGEST_MAX_CHUNKS = env_int("INGEST_MAX_CHUNKS", 5000)
+# Fair queues: an organization's documents beyond this many waiting or in progress go to the
+# ingest-bulk queue, which workers consume in rotation with ingest, so one tenant's huge upload
+# does not starve another's.
+INGEST_FAIR_SHARE = env_int("INGEST_FAIR_SHARE", 16)
 
 # --- Answering --------------------------------------------------------------------------------
 LLM_BACKEND = env_str("LLM_BACKEND", "openai" if env_str("LLM_BASE_URL") else "transformers")

@@ -12,6 +12,7 @@ os.environ.setdefault("RESOLVO_DATA_DIR", tempfile.mkdtemp(prefix="resolvo-test-
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
 os.environ.setdefault("DEBUG", "0")
 os.environ.setdefault("SECURE_COOKIES", "0")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 os.environ.setdefault("INGEST_MAX_RETRIES", "1")
 os.environ.setdefault("INGEST_RETRY_BACKOFF", "0")
 os.environ.setdefault("INGEST_FETCH_TIMEOUT", "2")

@@ -71,3 +71,95 @@ def test_document_list_renders_with_a_bounded_number_of_queries(
     with django_assert_max_num_queries(12):
         response = staff_client.get("/admin/knowledge/document/")
     assert response.status_code == 200 and b"doc29.md" in response.content
+
+
+@pytest.fixture
+def two_tenants(db: None, make_kb: Any) -> dict[str, Any]:
+    """Two organizations with a document each, and a user per role in the first one."""
+    from resolvo.organizations.models import Membership
+    from resolvo.organizations.services import membership_set
+
+    mine, theirs = make_kb("alpha", "help"), make_kb("beta", "secret-plans")
+    Document.objects.create(knowledge_base=mine, source="alpha-guide.md", status=Document.Status.INDEXED)
+    Document.objects.create(knowledge_base=theirs, source="beta-roadmap.md", status=Document.Status.INDEXED)
+    users = {}
+    for role in (Membership.Role.OWNER, Membership.Role.ADMIN, Membership.Role.AGENT):
+        user = get_user_model().objects.create_user(f"{role}", f"{role}@alpha.example", "pw", is_staff=True)
+        membership_set(organization=mine.organization, user=user, role=role)
+        users[str(role)] = user
+    users["outsider"] = get_user_model().objects.create_user("outsider", "o@x.example", "pw", is_staff=True)
+    return {"mine": mine, "theirs": theirs, "users": users}
+
+
+def _client(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize("role", ["owner", "admin"])
+def test_organization_admins_see_and_change_only_their_organization(
+    two_tenants: dict[str, Any], role: str, vector_store: Any
+) -> None:
+    client = _client(two_tenants["users"][role])
+    mine, theirs = two_tenants["mine"], two_tenants["theirs"]
+    listing = client.get("/admin/knowledge/document/")
+    assert listing.status_code == 200
+    assert b"alpha-guide.md" in listing.content and b"beta-roadmap.md" not in listing.content
+    assert b"beta" not in client.get("/admin/knowledge/knowledgebase/").content.lower()
+    # The other tenant's objects and pages do not exist for them.
+    other_doc = Document.objects.get(source="beta-roadmap.md")
+    assert client.get(f"/admin/knowledge/document/{other_doc.pk}/change/").status_code == 302
+    assert client.get(f"/admin/knowledge/knowledgebase/{theirs.pk}/upload/").status_code == 302
+    response = client.post(
+        f"/admin/knowledge/knowledgebase/{theirs.pk}/upload/", {"documents": [SimpleUploadedFile("x.md", b"# X")]}
+    )
+    assert not Document.objects.filter(knowledge_base=theirs, source="x.md").exists()
+    # Their own knowledge base takes uploads.
+    response = client.post(
+        f"/admin/knowledge/knowledgebase/{mine.pk}/upload/", {"documents": [SimpleUploadedFile("new.md", b"# New")]}
+    )
+    assert response.status_code == 302 and Document.objects.filter(knowledge_base=mine, source="new.md").exists()
+    # Actions on a forged selection touch only their own rows.
+    client.post(
+        "/admin/knowledge/document/",
+        {"action": "retry", "_selected_action": [str(other_doc.pk)], "index": "0"},
+    )
+    other_doc.refresh_from_db()
+    assert other_doc.status == Document.Status.INDEXED
+    # Foreign keys offer only their organizations.
+    page = client.get("/admin/knowledge/knowledgebase/add/")
+    assert page.status_code == 200 and b"Alpha" in page.content and b"Beta" not in page.content
+    assert client.get("/admin/organizations/organization/").content.count(b"Beta") == 0
+
+
+def test_agents_see_their_organization_but_change_nothing(two_tenants: dict[str, Any]) -> None:
+    client = _client(two_tenants["users"]["agent"])
+    mine = two_tenants["mine"]
+    listing = client.get("/admin/knowledge/document/")
+    assert listing.status_code == 200 and b"alpha-guide.md" in listing.content and b"beta" not in listing.content
+    assert client.get(f"/admin/knowledge/knowledgebase/{mine.pk}/upload/").status_code == 302
+    client.post(f"/admin/knowledge/knowledgebase/{mine.pk}/upload/", {"documents": [SimpleUploadedFile("a.md", b"# A")]})
+    assert not Document.objects.filter(source="a.md").exists()
+    assert client.get("/admin/knowledge/knowledgebase/add/").status_code == 403
+
+
+def test_staff_without_a_membership_see_nothing(two_tenants: dict[str, Any]) -> None:
+    client = _client(two_tenants["users"]["outsider"])
+    assert client.get("/admin/knowledge/document/").status_code == 403
+    index = client.get("/admin/")
+    assert index.status_code == 200 and b"alpha" not in index.content.lower() and b"Documents" not in index.content
+
+
+def test_the_platform_operator_sees_every_organization(two_tenants: dict[str, Any], staff_client: Client) -> None:
+    listing = staff_client.get("/admin/knowledge/document/")
+    assert b"alpha-guide.md" in listing.content and b"beta-roadmap.md" in listing.content
+
+
+def test_answer_traces_are_scoped_too(two_tenants: dict[str, Any]) -> None:
+    from resolvo.answers.models import AnswerTrace
+
+    for kb, question in ((two_tenants["mine"], "alpha question"), (two_tenants["theirs"], "beta question")):
+        AnswerTrace.objects.create(organization=kb.organization, knowledge_base=kb, question=question)
+    content = _client(two_tenants["users"]["agent"]).get("/admin/answers/answertrace/").content
+    assert b"alpha question" in content and b"beta question" not in content

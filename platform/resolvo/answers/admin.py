@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 from django.http import HttpRequest
 
 from resolvo.answers.models import AnswerTrace
+from resolvo.organizations.admin import TenantScopedAdmin
 
 
 @admin.register(AnswerTrace)
-class AnswerTraceAdmin(admin.ModelAdmin):
+class AnswerTraceAdmin(TenantScopedAdmin):
+    """Customers' questions and what the assistant did with them: read-only, per organization."""
+
     list_display = [
         "created_at",
         "organization",
@@ -17,7 +22,7 @@ class AnswerTraceAdmin(admin.ModelAdmin):
         "backend",
         "completion_tokens",
     ]
-    list_filter = ["abstained", "organization", "backend", "channel"]
+    list_filter = ["abstained", ("organization", admin.RelatedOnlyFieldListFilter), "backend", "channel"]
     search_fields = ["question", "answer", "standalone_query"]
     date_hierarchy = "created_at"
 
@@ -27,5 +32,8 @@ class AnswerTraceAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj: AnswerTrace | None = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_superuser)

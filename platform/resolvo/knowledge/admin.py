@@ -12,6 +12,7 @@ from django.urls import path, reverse
 
 from resolvo.knowledge import services
 from resolvo.knowledge.models import Document, KnowledgeBase
+from resolvo.organizations.admin import TenantScopedAdmin
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -39,9 +40,9 @@ class UploadForm(forms.Form):
 
 
 @admin.register(KnowledgeBase)
-class KnowledgeBaseAdmin(admin.ModelAdmin):
+class KnowledgeBaseAdmin(TenantScopedAdmin):
     list_display = ["name", "organization", "created_at"]
-    list_filter = ["organization"]
+    list_filter = [("organization", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name", "organization__name"]
     actions = ["reindex"]
 
@@ -86,14 +87,15 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/knowledge/upload.html", context)
 
-    @admin.action(description="Re-index all documents")
+    @admin.action(description="Re-index all documents", permissions=["change"])
     def reindex(self, request: HttpRequest, queryset: QuerySet[KnowledgeBase]) -> None:
         total = sum(services.knowledge_base_reindex(knowledge_base=kb) for kb in queryset)
         messages.success(request, f"{total} document(s) queued for re-indexing.")
 
 
 @admin.register(Document)
-class DocumentAdmin(admin.ModelAdmin):
+class DocumentAdmin(TenantScopedAdmin):
+    tenant_path = "knowledge_base__organization"
     list_display = [
         "source",
         "knowledge_base",
@@ -104,10 +106,20 @@ class DocumentAdmin(admin.ModelAdmin):
         "byte_size",
         "updated_at",
     ]
-    list_filter = ["status", "knowledge_base__organization", "knowledge_base"]
+    list_filter = [
+        "status",
+        "kind",
+        ("knowledge_base__organization", admin.RelatedOnlyFieldListFilter),
+        ("knowledge_base", admin.RelatedOnlyFieldListFilter),
+    ]
     list_select_related = ["knowledge_base__organization"]
     search_fields = ["source", "title"]
     readonly_fields = [
+        "kind",
+        "parent",
+        "original_name",
+        "warnings",
+        "lease_token",
         "content_hash",
         "indexed_hash",
         "version",
@@ -139,13 +151,13 @@ class DocumentAdmin(admin.ModelAdmin):
     def delete_model(self, request: HttpRequest, obj: Document) -> None:
         services.document_delete(document=obj)
 
-    @admin.action(description="Retry ingestion")
+    @admin.action(description="Retry ingestion", permissions=["change"])
     def retry(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
         for doc in queryset:
             services.document_retry(document=doc)
         messages.success(request, f"{queryset.count()} document(s) re-queued.")
 
-    @admin.action(description="Delete documents and their indexed chunks")
+    @admin.action(description="Delete documents and their indexed chunks", permissions=["delete"])
     def delete_with_points(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
         for doc in queryset:
             services.document_delete(document=doc)

@@ -64,6 +64,13 @@ class Document(models.Model):
     chunks_done = models.PositiveIntegerField(default=0)
     attempts = models.PositiveIntegerField(default=0)
     lease_until = models.DateTimeField(null=True, blank=True, help_text="A worker holds the job until then.")
+    lease_token = models.PositiveBigIntegerField(
+        default=0, help_text="Raised on every claim; a run writes only while the token is still its own."
+    )
+    warnings = models.TextField(blank=True, help_text="What ingestion changed to make the document fit, if anything.")
+    original_name = models.CharField(
+        max_length=1000, blank=True, help_text="The uploaded file's name, when it had to be shortened."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     queued_at = models.DateTimeField(null=True, blank=True)

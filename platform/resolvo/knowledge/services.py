@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from ingestion.sizes import format_size
@@ -20,6 +21,7 @@ from resolvo.knowledge.models import Document, KnowledgeBase
 from resolvo.organizations.models import Organization
 
 Status = Document.Status
+INGEST_QUEUE, BULK_QUEUE = "ingest", "ingest-bulk"
 
 
 @transaction.atomic
@@ -33,15 +35,36 @@ def documents_enqueue(*, document_ids: list[int]) -> None:
     """Queue ingestion once the current transaction commits, several documents per task.
 
     One document alone is sent as ``document_ingest``; more are grouped so the embedding model
-    runs full batches (``INGEST_BATCH_DOCUMENTS`` per task).
+    runs full batches (``INGEST_BATCH_DOCUMENTS`` per task). Fair queues: the documents of an
+    organization that already has more than ``INGEST_FAIR_SHARE`` documents waiting or in progress
+    go to the ``ingest-bulk`` queue, which workers consume in rotation with ``ingest``; so another
+    organization's upload waits for at most one bulk batch per worker, not for the whole backlog.
     """
     ids = list(document_ids)
-    if len(ids) == 1:
-        background.send_on_commit(background.DOCUMENT_INGEST, ids[0])
+    if not ids:
         return
-    size = settings.INGEST_BATCH_DOCUMENTS
-    for start in range(0, len(ids), size):
-        background.send_on_commit(background.DOCUMENT_INGEST_BATCH, ids[start : start + size])
+    orgs = dict(Document.objects.filter(pk__in=ids).values_list("pk", "knowledge_base__organization_id"))
+    busy = dict(
+        Document.objects.filter(
+            knowledge_base__organization_id__in=set(orgs.values()),
+            status__in=[Status.QUEUED, Status.PARSING, Status.EMBEDDING],
+        )
+        .order_by()
+        .values("knowledge_base__organization_id")
+        .annotate(n=Count("id"))
+        .values_list("knowledge_base__organization_id", "n")
+    )
+    by_queue: dict[str, list[int]] = {}
+    for document_id in ids:
+        bulk = busy.get(orgs.get(document_id, 0), 0) > settings.INGEST_FAIR_SHARE
+        by_queue.setdefault(BULK_QUEUE if bulk else INGEST_QUEUE, []).append(document_id)
+    for queue, queued in by_queue.items():
+        if len(queued) == 1:
+            background.send_on_commit(background.DOCUMENT_INGEST, queued[0], queue=queue)
+            continue
+        size = settings.INGEST_BATCH_DOCUMENTS
+        for start in range(0, len(queued), size):
+            background.send_on_commit(background.DOCUMENT_INGEST_BATCH, queued[start : start + size], queue=queue)
 
 
 @transaction.atomic
@@ -61,7 +84,8 @@ def document_upload(
     (callers may pass only the first limit+1 bytes of a huge upload and its ``declared_size``).
     With ``enqueue=False`` the caller queues the document itself (see :func:`documents_enqueue`).
     """
-    source = PurePath(filename).name or "untitled"
+    original = PurePath(filename.replace("\\", "/")).name or "untitled"
+    source = shorten_file_name(original)
     digest = hashlib.sha256(content).hexdigest()
     doc = Document.objects.select_for_update().filter(knowledge_base=knowledge_base, source=source).first()
     if doc is not None and doc.content_hash == digest and doc.status != Status.FAILED:
@@ -72,6 +96,8 @@ def document_upload(
         doc.version += 1
     doc.byte_size = len(content)
     doc.content_hash = digest
+    doc.original_name = original if original != source else ""
+    doc.attempts = 0
     doc.url = url or doc.url
     doc.chunks_done = 0
     doc.error = ""
@@ -94,6 +120,21 @@ def document_upload(
     if enqueue:
         documents_enqueue(document_ids=[doc.pk])
     return doc
+
+
+def shorten_file_name(name: str, limit: int = 120) -> str:
+    """``name`` cut to at most ``limit`` characters, keeping its extension and marking the cut.
+
+    Storage (and every filesystem) has a limit on the length of a name; a long one is shortened
+    rather than failing the upload, and the document records the original."""
+    if len(name) <= limit:
+        return name
+    stem, dot, extension = name.rpartition(".")
+    if not dot or not stem or len(extension) > 16:
+        stem, extension = name, ""
+    suffix = f".{extension}" if extension else ""
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{stem[: limit - len(suffix) - 10]}…{digest}{suffix}"
 
 
 def source_add(*, knowledge_base: KnowledgeBase, url: str, enqueue: bool = True) -> Document:
@@ -144,6 +185,7 @@ def _web_document_add(
     doc.parent = parent or doc.parent
     doc.status = Status.QUEUED
     doc.error = ""
+    doc.attempts = 0
     doc.lease_until = None
     doc.queued_at = timezone.now()
     doc.save()
@@ -161,7 +203,7 @@ def document_retry(*, document: Document) -> Document:
     """Queue a document again (after a failure, or to re-read a web page or sitemap)."""
     with transaction.atomic():
         Document.objects.filter(pk=document.pk).exclude(status=Status.DELETING).update(
-            status=Status.QUEUED, error="", lease_until=None, queued_at=timezone.now()
+            status=Status.QUEUED, error="", attempts=0, lease_until=None, queued_at=timezone.now()
         )
         documents_enqueue(document_ids=[document.pk])
     document.refresh_from_db()
@@ -180,7 +222,7 @@ def knowledge_base_reindex(*, knowledge_base: KnowledgeBase) -> int:
     with transaction.atomic():
         ids = list(knowledge_base.documents.exclude(status=Status.DELETING).values_list("pk", flat=True))
         Document.objects.filter(pk__in=ids).update(
-            status=Status.QUEUED, indexed_hash="", error="", lease_until=None, queued_at=timezone.now()
+            status=Status.QUEUED, indexed_hash="", error="", attempts=0, lease_until=None, queued_at=timezone.now()
         )
         documents_enqueue(document_ids=ids)
     return len(ids)

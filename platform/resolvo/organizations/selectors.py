@@ -36,6 +36,16 @@ def organizations_for_user(*, user: Any) -> QuerySet[Organization]:
     return Organization.objects.filter(memberships__user=user).distinct()
 
 
+def organizations_managed_by(*, user: Any) -> QuerySet[Organization]:
+    """The organizations whose knowledge ``user`` may manage (owner or admin; all for the operator)."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return Organization.objects.none()
+    if user.is_superuser:
+        return Organization.objects.all()
+    roles = [role for role in Membership.Role if Membership(role=role).can_manage_knowledge]
+    return Organization.objects.filter(memberships__user=user, memberships__role__in=roles).distinct()
+
+
 def membership_get(*, user: Any, organization: Organization) -> Membership | None:
     """``user``'s membership of ``organization``, or None."""
     if not getattr(user, "is_authenticated", False):

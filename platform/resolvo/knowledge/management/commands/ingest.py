@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -15,12 +17,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from resolvo.knowledge import services
+from resolvo.knowledge import jobs, services
 from resolvo.knowledge.management.commands._common import add_scope_arguments, scope_from_options
 from resolvo.knowledge.models import Document, KnowledgeBase
 from resolvo.organizations.services import organization_ensure
 
 ACTIVE = [Document.Status.QUEUED, Document.Status.PARSING, Document.Status.EMBEDDING]
+SWEEP_SECONDS = 5.0
 
 
 def _files(target: Path) -> list[Path]:
@@ -80,10 +83,27 @@ class Command(BaseCommand):
                 ids.append(doc.pk)
                 if doc.status == Document.Status.QUEUED:
                     queued.append(doc.pk)
-            runner = self._enqueue(queued)
+            if opts["wait"] and not settings.CELERY_TASK_ALWAYS_EAGER:
+                self._check_workers()
+            runner = self._in_thread(lambda: services.documents_enqueue(document_ids=queued))
+            last_sweep = time.monotonic()
             while opts["wait"] and (runner.is_alive() or _documents(ids).filter(status__in=ACTIVE).exists()):
                 self._refresh(progress, docs_task, chunks_task, ids)
                 time.sleep(0.5)
+                if runner.is_alive() or time.monotonic() - last_sweep < SWEEP_SECONDS:
+                    continue
+                # Never wait on a document nobody is working on: one left behind by a run that
+                # died, or queued before this command with its message lost.
+                last_sweep = time.monotonic()
+                everything = list(_documents(ids).values_list("pk", flat=True))
+                if settings.CELERY_TASK_ALWAYS_EAGER:
+                    # This process is the worker and its runner is done: whatever is still
+                    # queued has no message waiting; a run with a live lease is awaited.
+                    runner = self._in_thread(
+                        functools.partial(jobs.documents_recover_stalled, document_ids=everything, orphaned="queued")
+                    )
+                else:
+                    jobs.documents_recover_stalled(document_ids=everything)
             runner.join()
             self._refresh(progress, docs_task, chunks_task, ids)
         if opts["wait"]:
@@ -95,13 +115,13 @@ class Command(BaseCommand):
             )
 
     @staticmethod
-    def _enqueue(document_ids: list[int]) -> threading.Thread:
-        """Queue the files in batches. In the embedded mode tasks run eagerly, so they run on a
-        thread of their own while this one draws the progress bar."""
+    def _in_thread(work: Callable[[], object]) -> threading.Thread:
+        """Run ``work`` (queueing documents). In the embedded mode tasks run eagerly, so they run
+        on a thread of their own while this one draws the progress bar."""
 
         def run() -> None:
             try:
-                services.documents_enqueue(document_ids=document_ids)
+                work()
             finally:
                 connections.close_all()
 
@@ -110,6 +130,19 @@ class Command(BaseCommand):
         if not settings.CELERY_TASK_ALWAYS_EAGER:
             thread.join()
         return thread
+
+    @staticmethod
+    def _check_workers() -> None:
+        """--wait with workers: refuse to wait when no worker consumes the ingest queues."""
+        from workers.celery import app
+
+        replies = app.control.inspect(timeout=2.0).active_queues() or {}
+        consumed = {q["name"] for queues in replies.values() for q in queues}
+        if not consumed & {services.INGEST_QUEUE, services.BULK_QUEUE}:
+            raise CommandError(
+                "The documents are queued, but no worker consumes the ingest queues, so --wait would wait "
+                "forever. Start one: python -m celery -A workers worker -Q ingest,ingest-bulk"
+            )
 
     @staticmethod
     def _progress(console: Console, *, enabled: bool) -> Progress:
