@@ -44,6 +44,8 @@ INSTALLED_APPS = [
     "resolvo.organizations",
     "resolvo.knowledge",
     "resolvo.answers",
+    "resolvo.conversations",
+    "resolvo.tickets",
 ]
 
 MIDDLEWARE = [
@@ -189,6 +191,9 @@ INGEST_MAX_CHUNKS = env_int("INGEST_MAX_CHUNKS", 5000)
 # ingest-bulk queue, which workers consume in rotation with ingest, so one tenant's huge upload
 # does not starve another's.
 INGEST_FAIR_SHARE = env_int("INGEST_FAIR_SHARE", 16)
+
+# --- Conversations --------------------------------------------------------------------------
+CONVERSATION_MAX_MESSAGE_CHARS = env_int("CONVERSATION_MAX_MESSAGE_CHARS", 2000)
 
 # --- Answering --------------------------------------------------------------------------------
 LLM_BACKEND = env_str("LLM_BACKEND", "openai" if env_str("LLM_BASE_URL") else "transformers")

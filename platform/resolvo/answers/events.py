@@ -101,6 +101,10 @@ class Event:
     type: EventType
     data: Payload
 
+    def as_citations(self) -> CitationsData:
+        assert self.type == "citations"
+        return cast(CitationsData, self.data)
+
     def as_done(self) -> DoneData:
         assert self.type == "done"
         return cast(DoneData, self.data)
