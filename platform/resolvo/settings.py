@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "corsheaders",
     "resolvo.organizations",
     "resolvo.knowledge",
     "resolvo.answers",
@@ -50,6 +51,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -60,10 +63,11 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "resolvo.urls"
 WSGI_APPLICATION = "resolvo.wsgi.application"
+ASGI_APPLICATION = "resolvo.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [Path(__file__).resolve().parent / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -102,6 +106,10 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+# WhiteNoise serves static files from the ASGI process; from the apps' folders directly, so the
+# embedded mode needs no collectstatic (production's image collects them anyway).
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
 MEDIA_ROOT = env_path("MEDIA_ROOT", DATA_DIR / "media")
 MEDIA_URL = "media/"
 
@@ -191,6 +199,24 @@ INGEST_MAX_CHUNKS = env_int("INGEST_MAX_CHUNKS", 5000)
 # ingest-bulk queue, which workers consume in rotation with ingest, so one tenant's huge upload
 # does not starve another's.
 INGEST_FAIR_SHARE = env_int("INGEST_FAIR_SHARE", 16)
+
+# --- The public widget API ----------------------------------------------------------------------
+# CORS only for the widget API, and only for origins some widget allows (checked per widget on
+# every request too; organizations/apps.py answers django-cors-headers' check_request_enabled).
+CORS_URLS_REGEX = r"^/api/widget/"
+CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "idempotency-key", "last-event-id")
+CORS_EXPOSE_HEADERS = ["Retry-After"]
+CORS_ALLOW_CREDENTIALS = False
+CORS_PREFLIGHT_MAX_AGE = 600
+API_RATE_LIMITS = {
+    "visitor": env_str("API_RATE_VISITOR", "30/minute"),
+    "ip": env_str("API_RATE_IP", "120/minute"),
+    "organization": env_str("API_RATE_ORGANIZATION", "3000/minute"),
+}
+API_EVENTS_STREAM_SECONDS = env_float("API_EVENTS_STREAM_SECONDS", 25.0)
+API_EVENTS_POLL_SECONDS = env_float("API_EVENTS_POLL_SECONDS", 1.0)
+WIDGET_BUNDLE = env_path("WIDGET_BUNDLE", REPO_DIR / "widget" / "dist" / "resolvo.js")
+DEMO_SITE_PORT = env_int("DEMO_SITE_PORT", 8001)
 
 # --- Conversations --------------------------------------------------------------------------
 CONVERSATION_MAX_MESSAGE_CHARS = env_int("CONVERSATION_MAX_MESSAGE_CHARS", 2000)

@@ -1,6 +1,22 @@
+from django.conf import settings
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.urls import path
 
+from resolvo.api.bundle import widget_bundle
+from resolvo.api.urls import widget_api
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """What someone who opens the server's address sees: where to go from here."""
+    demo = f"{request.scheme}://{request.get_host().rsplit(':', 1)[0]}:{settings.DEMO_SITE_PORT}/"
+    return render(request, "home.html", {"demo_url": demo if settings.DEBUG else ""})
+
+
 urlpatterns = [
+    path("", home, name="home"),
     path("admin/", admin.site.urls),
+    path("api/widget/v1/", widget_api.urls),
+    path("widget/v1/resolvo.js", widget_bundle, name="widget-bundle"),
 ]

@@ -39,6 +39,8 @@ class Conversation(models.Model):
         default=1, help_text="Raised on reopen: the assistant's context starts from there."
     )
     last_event_seq = models.PositiveBigIntegerField(default=0)
+    csat_score = models.PositiveSmallIntegerField(null=True, blank=True, help_text="1-5, from the customer.")
+    csat_comment = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -82,6 +84,21 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.text[:60]}"
+
+
+class MessageFeedback(models.Model):
+    """A customer's thumbs up or down on one answer."""
+
+    class Rating(models.TextChoices):
+        UP = "up", "Helpful"
+        DOWN = "down", "Not helpful"
+
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="feedback")
+    rating = models.CharField(max_length=8, choices=Rating.choices)
+    created_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.rating} on {self.message_id}"
 
 
 class ConversationEvent(models.Model):

@@ -325,3 +325,13 @@ def conversation_reopen(*, conversation: Conversation) -> None:
 def conversation_close(*, conversation: Conversation) -> None:
     locked = _locked(conversation)
     _move(locked, Status.CLOSED, reason="closed")
+
+
+@transaction.atomic
+def conversation_rate(*, conversation: Conversation, score: int, comment: str = "") -> None:
+    """The customer's satisfaction rating (1-5) and comment; the latest one counts."""
+    if not 1 <= score <= 5:
+        raise ValueError("score must be 1-5")
+    locked = _locked(conversation)
+    locked.csat_score, locked.csat_comment = score, comment
+    locked.save(update_fields=["csat_score", "csat_comment", "updated_at"])

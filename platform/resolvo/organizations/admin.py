@@ -11,7 +11,7 @@ from django.contrib import admin
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
-from resolvo.organizations.models import Membership, Organization
+from resolvo.organizations.models import Membership, Organization, Widget
 from resolvo.organizations.selectors import organizations_for_user, organizations_managed_by
 
 
@@ -139,3 +139,45 @@ class MembershipAdmin(TenantScopedAdmin):
     list_display = ["user", "organization", "role"]
     list_filter = ["role", ("organization", admin.RelatedOnlyFieldListFilter)]
     autocomplete_fields = ["user", "organization"]
+
+
+@admin.register(Widget)
+class WidgetAdmin(TenantScopedAdmin):
+    list_display = ["name", "organization", "public_key", "identity", "active"]
+    list_filter = ["active", "identity", ("organization", admin.RelatedOnlyFieldListFilter)]
+    readonly_fields = ["public_key", "key_rotated_at", "embed_snippet"]
+    filter_horizontal = ["knowledge_bases"]
+    actions = ["rotate_key"]
+    fieldsets = [
+        (None, {"fields": ["organization", "name", "active", "public_key", "key_rotated_at", "embed_snippet"]}),
+        ("Where it runs and what it answers from", {"fields": ["allowed_origins", "knowledge_bases"]}),
+        ("Look", {"fields": ["greeting", "colour", "position", "launcher_text"]}),
+        ("Visitor identity", {"fields": ["identity", "identity_secret"]}),
+    ]
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "knowledge_bases" and not request.user.is_superuser:
+            from resolvo.knowledge.models import KnowledgeBase
+
+            kwargs["queryset"] = KnowledgeBase.objects.filter(
+                organization__in=organizations_managed_by(user=request.user)
+            )
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    @admin.display(description="Embed on your site")
+    def embed_snippet(self, obj: Widget) -> str:
+        if not obj.pk:
+            return "Save the widget to get its snippet."
+        return (
+            f'<script src="https://YOUR-RESOLVO-HOST/widget/v1/resolvo.js" data-key="{obj.public_key}" async></script>'
+        )
+
+    @admin.action(description="Rotate the public key (the old key stops working)", permissions=["change"])
+    def rotate_key(self, request: HttpRequest, queryset: QuerySet[Widget]) -> None:
+        from django.contrib import messages
+
+        from resolvo.organizations.services import widget_rotate_key
+
+        for widget in queryset:
+            widget_rotate_key(widget=widget)
+        messages.success(request, f"{queryset.count()} key(s) rotated; update the snippet on your site.")

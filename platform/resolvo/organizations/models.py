@@ -40,3 +40,55 @@ class Membership(models.Model):
     @property
     def can_manage_knowledge(self) -> bool:
         return self.role in {self.Role.OWNER, self.Role.ADMIN}
+
+
+def _public_key() -> str:
+    import secrets
+
+    return "pk_" + secrets.token_urlsafe(18)
+
+
+def _identity_secret() -> str:
+    import secrets
+
+    return secrets.token_urlsafe(32)
+
+
+class Widget(models.Model):
+    """One embeddable chat widget of an organization: where it may run, what it answers from,
+    how it looks, and whether visitors must prove who they are."""
+
+    class Identity(models.TextChoices):
+        OFF = "off", "Anonymous visitors only"
+        OPTIONAL = "optional", "Verify identity when the page sends it"
+        REQUIRED = "required", "Require a verified identity"
+
+    class Position(models.TextChoices):
+        RIGHT = "right", "Bottom right"
+        LEFT = "left", "Bottom left"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="widgets")
+    name = models.CharField(max_length=100, default="Help centre")
+    public_key = models.CharField(max_length=64, unique=True, default=_public_key, editable=False)
+    allowed_origins = models.TextField(
+        blank=True, help_text="One origin per line, e.g. https://www.example.com (scheme, host and port)."
+    )
+    knowledge_bases = models.ManyToManyField("knowledge.KnowledgeBase", related_name="widgets", blank=True)
+    greeting = models.CharField(max_length=300, default="Hi! Ask me anything about our products.")
+    colour = models.CharField(max_length=7, default="#2563eb", help_text="Accent colour, #RRGGBB.")
+    position = models.CharField(max_length=8, choices=Position.choices, default=Position.RIGHT)
+    launcher_text = models.CharField(max_length=40, default="Help")
+    identity = models.CharField(max_length=16, choices=Identity.choices, default=Identity.OFF)
+    identity_secret = models.CharField(
+        max_length=128, default=_identity_secret, help_text="HMAC-SHA256 key the host page signs user ids with."
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    key_rotated_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.organization.slug}/{self.name}"
+
+    @property
+    def origins(self) -> set[str]:
+        return {line.strip().rstrip("/").lower() for line in self.allowed_origins.splitlines() if line.strip()}

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from resolvo.organizations.models import Membership, Organization
+from resolvo.organizations.models import Membership, Organization, Widget
 
 
 class OrganizationNotFound(LookupError):
@@ -63,3 +63,27 @@ def organization_for_member(*, user: Any, slug: str) -> Organization:
     if found is None:
         raise OrganizationNotFound(f"No organization with slug {slug!r}.")
     return found
+
+
+class WidgetRefused(PermissionError):
+    """The widget key, the page's origin or the visitor's identity is not accepted."""
+
+
+def widget_for_key(*, key: str) -> Widget:
+    """The active widget with public key ``key`` (the tenant gate for the public widget API)."""
+    found = Widget.objects.select_related("organization").filter(public_key=key, active=True).first() if key else None
+    if found is None:
+        raise WidgetRefused("Unknown or disabled widget key.")
+    return found
+
+
+def widget_origin_check(*, widget: Widget, origin: str | None) -> None:
+    """Refuse a request whose ``Origin`` is not one of the widget's allowed origins."""
+    if not origin or origin.rstrip("/").lower() not in widget.origins:
+        raise WidgetRefused(f"This widget is not allowed on {origin or 'a page without an origin'}.")
+
+
+def origin_allowed_anywhere(*, origin: str) -> bool:
+    """True when some active widget allows ``origin`` (answers CORS preflights, which carry no key)."""
+    wanted = origin.rstrip("/").lower()
+    return any(wanted in w.origins for w in Widget.objects.filter(active=True, allowed_origins__icontains=wanted))

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.db import transaction
 
-from resolvo.organizations.models import Membership, Organization
+from resolvo.organizations.models import Membership, Organization, Widget
 
 
 def organization_create(*, name: str, slug: str) -> Organization:
@@ -21,3 +21,17 @@ def organization_ensure(*, slug: str, name: str = "") -> Organization:
 def membership_set(*, organization: Organization, user: Any, role: str) -> Membership:
     membership, _ = Membership.objects.update_or_create(organization=organization, user=user, defaults={"role": role})
     return membership
+
+
+@transaction.atomic
+def widget_rotate_key(*, widget: Widget) -> Widget:
+    """A new public key for ``widget``; the old key, and every visitor token made with it, stop
+    working at once (visitors boot again with the new key the host page carries)."""
+    from django.utils import timezone
+
+    from resolvo.organizations.models import _public_key
+
+    widget.public_key = _public_key()
+    widget.key_rotated_at = timezone.now()
+    widget.save(update_fields=["public_key", "key_rotated_at"])
+    return widget

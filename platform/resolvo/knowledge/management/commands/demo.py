@@ -13,7 +13,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
-from resolvo.organizations.models import Membership, Organization
+from resolvo.knowledge.models import KnowledgeBase
+from resolvo.organizations.models import Membership, Organization, Widget
 from resolvo.organizations.services import membership_set
 
 DEMO_DIR = Path(settings.REPO_DIR) / "demo" / "helpcentre"
@@ -40,3 +41,18 @@ class Command(BaseCommand):
         call_command(
             "ingest", "--org", "lumen", "--kb", "help", "--create", "--wait", str(DEMO_DIR), stdout=self.stdout
         )
+        widget, created = Widget.objects.get_or_create(
+            organization=org,
+            name="Lumen help centre",
+            defaults={
+                "allowed_origins": "\n".join(
+                    f"http://{host}:{settings.DEMO_SITE_PORT}" for host in ("127.0.0.1", "localhost")
+                ),
+                "greeting": "Hi! I answer from the Lumen help centre. What can I help you with?",
+                "colour": "#0f766e",
+                "launcher_text": "Ask Lumen",
+            },
+        )
+        if created:
+            widget.knowledge_bases.set(KnowledgeBase.objects.filter(organization=org, name="help"))
+            self.stdout.write(f"Created the demo widget (key {widget.public_key}).")
