@@ -139,7 +139,9 @@ def test_agents_see_their_organization_but_change_nothing(two_tenants: dict[str,
     listing = client.get("/admin/knowledge/document/")
     assert listing.status_code == 200 and b"alpha-guide.md" in listing.content and b"beta" not in listing.content
     assert client.get(f"/admin/knowledge/knowledgebase/{mine.pk}/upload/").status_code == 302
-    client.post(f"/admin/knowledge/knowledgebase/{mine.pk}/upload/", {"documents": [SimpleUploadedFile("a.md", b"# A")]})
+    client.post(
+        f"/admin/knowledge/knowledgebase/{mine.pk}/upload/", {"documents": [SimpleUploadedFile("a.md", b"# A")]}
+    )
     assert not Document.objects.filter(source="a.md").exists()
     assert client.get("/admin/knowledge/knowledgebase/add/").status_code == 403
 
