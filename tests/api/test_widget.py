@@ -105,7 +105,7 @@ def test_a_message_streams_the_answer_and_a_retried_send_never_duplicates(visito
     assert set(names[2:-2]) <= {"token"} and names[-2] == "citations"
     done = events[-1][1]
     reply = Message.objects.get(role=Message.Role.ASSISTANT)
-    assert reply.text == done["answer"] and reply.trace_id == done["trace_id"]
+    assert reply.text == done["answer"] and reply.trace_id == done["trace_id"] and reply.pk == done["message_id"]
     retried = sse_events(visitor.post(path, question, HTTP_IDEMPOTENCY_KEY="send-1"))
     assert [name for name, _ in retried] == ["message", "status"]
     assert retried[1][1]["replayed"] is True and retried[1][1]["reply"]["id"] == reply.pk

@@ -75,6 +75,8 @@ class DoneData(TypedDict):
     backend: str
     model: str
     trace_id: NotRequired[int]
+    message_id: NotRequired[int | None]
+    """In a conversation: the saved assistant message (None when a person took over meanwhile)."""
 
 
 class ErrorData(TypedDict):

@@ -190,13 +190,14 @@ def conversation_answer_stream(*, conversation: Conversation, message: Message) 
             citations = list(event.as_citations()["citations"])
         elif event.type == "done":
             done = event.as_done()
-            _answer_save(
+            saved = _answer_save(
                 conversation,
                 text=done["answer"],
                 citations=citations,
                 trace_id=done.get("trace_id"),
                 abstained=done["abstained"],
             )
+            done["message_id"] = saved.pk if saved is not None else None
         elif event.type == "error" and event.as_error()["handoff"]:
             conversation_handoff(conversation=conversation, trigger="assistant_unavailable")
         yield event
