@@ -262,6 +262,35 @@ def test_disabled_limits_parse_in_this_process(monkeypatch: pytest.MonkeyPatch) 
     )
 
 
+def test_small_plain_text_parses_inline_and_office_files_never_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    started: list[object] = []
+    real = subprocess.Popen
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        started.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("subprocess.Popen", counting)
+    limits = ParseLimits(inline_max_bytes=64 * 1024)
+    markdown = (DEMO / "warranty.md").read_bytes()
+    assert bounded(markdown, "warranty.md", limits=limits) == parse_bytes(
+        markdown, filename="warranty.md", max_bytes=25 * MB
+    )
+    assert started == []  # small Markdown: no child
+    word = docx.Document()
+    word.add_paragraph("Hold the bulb switch three times to pair it.")
+    buffer = io.BytesIO()
+    word.save(buffer)
+    small_docx = buffer.getvalue()
+    assert len(small_docx) < 64 * 1024
+    bounded(small_docx, "pairing.docx", limits=limits)
+    assert len(started) == 1  # a Word file, however small, is a zip: always in the child
+    bounded(b"# Big\n" + b"word " * 20_000, "big.md", limits=limits)
+    assert len(started) == 2  # over the inline size: in the child
+
+
 def test_the_child_has_only_the_parsers_and_no_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SECRET_KEY", "do-not-leak")
     monkeypatch.setenv("DATABASE_URL", "postgres://user:password@db/resolvo")

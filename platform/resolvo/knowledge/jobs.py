@@ -360,7 +360,9 @@ def _prepare(doc: Document) -> _Prepared:
             doc.version += 1
         doc.content_hash, doc.byte_size = digest, len(data)
     limits = ParseLimits(
-        seconds=settings.INGEST_PARSE_SECONDS, memory_bytes=settings.INGEST_PARSE_MEMORY_MB * 1024 * 1024
+        seconds=settings.INGEST_PARSE_SECONDS,
+        memory_bytes=settings.INGEST_PARSE_MEMORY_MB * 1024 * 1024,
+        inline_max_bytes=settings.INGEST_PARSE_INLINE_MAX_BYTES,
     )
     parsed = parse_bounded(
         data, filename=filename, mime_type=mime or None, max_bytes=settings.INGEST_MAX_BYTES, limits=limits
