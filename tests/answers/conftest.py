@@ -48,3 +48,21 @@ def lumen_kb(make_kb: Any, vector_store: Any, answer_settings: Any) -> Any:
     outcomes = jobs.documents_ingest_run(document_ids=ids)
     assert all(o.status == "indexed" for o in outcomes.values()), outcomes
     return kb
+
+
+@pytest.fixture
+def llm_down(answer_settings: Any) -> Any:
+    """The OpenAI-compatible backend pointed at a loopback port nobody listens on."""
+    import socket
+
+    from resolvo.answers.services import answer_engine_reset
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    answer_settings.LLM_BACKEND = "openai"
+    answer_settings.LLM_BASE_URL = f"http://127.0.0.1:{port}/v1"
+    answer_settings.LLM_MODEL = "llama"
+    answer_settings.LLM_CONTEXT_WINDOW = 8192
+    answer_engine_reset()
+    return answer_settings

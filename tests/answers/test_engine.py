@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from resolvo.answers.engine import Turn
 from resolvo.answers.events import Event
 from resolvo.answers.events import schema as events_schema
 from resolvo.answers.models import AnswerTrace
-from resolvo.answers.services import answer_collect, answer_engine_reset, answer_stream
+from resolvo.answers.services import answer_collect, answer_stream
 from resolvo.answers.sse import frames
 
 pytestmark = pytest.mark.django_db
@@ -114,15 +113,7 @@ def test_unrelated_question_abstains_without_calling_the_model_snapshot(lumen_kb
     assert events[-1].data["usage"]["completion_tokens"] == 0
 
 
-def test_backend_down_gives_error_event_with_handoff_snapshot(lumen_kb: Any, answer_settings: Any) -> None:
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    answer_settings.LLM_BACKEND = "openai"
-    answer_settings.LLM_BASE_URL = f"http://127.0.0.1:{port}/v1"
-    answer_settings.LLM_MODEL = "llama"
-    answer_settings.LLM_CONTEXT_WINDOW = 8192
-    answer_engine_reset()
+def test_backend_down_gives_error_event_with_handoff_snapshot(lumen_kb: Any, llm_down: Any) -> None:
     events = events_for(lumen_kb, "What does a blinking amber status light on the hub mean?")
     check_snapshot("llm_unavailable.sse", normalized_sse(events))
     assert [e.type for e in events] == ["sources", "error"]

@@ -4,13 +4,11 @@ embedded Qdrant engine and the bundled model."""
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
 
-from resolvo.answers.services import answer_engine_reset
 from resolvo.conversations import services
 from resolvo.conversations.models import Conversation, ConversationEvent, HandoffRule, Message
 from resolvo.conversations.selectors import ConversationNotFound, conversation_for_visitor, events_after
@@ -128,15 +126,7 @@ def test_the_customer_accepts_a_person_after_an_abstention(lumen_kb: Any) -> Non
     assert ask(conversation, "Hello?") == []
 
 
-def test_an_unavailable_assistant_hands_over(lumen_kb: Any, answer_settings: Any) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    answer_settings.LLM_BACKEND = "openai"
-    answer_settings.LLM_BASE_URL = f"http://127.0.0.1:{port}/v1"
-    answer_settings.LLM_MODEL = "llama"
-    answer_settings.LLM_CONTEXT_WINDOW = 8192
-    answer_engine_reset()
+def test_an_unavailable_assistant_hands_over(lumen_kb: Any, llm_down: Any) -> None:
     conversation = start(lumen_kb)
     events = ask(conversation, "What does a blinking amber status light on the hub mean?")
     assert events[-1].type == "error" and events[-1].as_error()["handoff"]
