@@ -22,9 +22,18 @@ from tests.api.conftest import asgi_server
 
 __all__ = ["answer_settings", "asgi_server", "lumen_kb"]
 
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _orm_beside_playwright() -> Iterator[None]:
+    """Only for the browser tests (autouse here reaches this folder's tests alone, and they run
+    in their own invocation): the ORM calls they and the database set-up make run on the main
+    thread, where sync Playwright keeps an event loop."""
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield
+    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
 @pytest.fixture

@@ -292,7 +292,7 @@ def test_check_deploy_is_clean_with_production_settings() -> None:
         "REDIS_URL": "redis://127.0.0.1:6379/15",
         "ALLOWED_HOSTS": "help.example.com",
     }
-    for var in ("SECURE_SSL_REDIRECT", "SECURE_COOKIES", "SECURE_HSTS_SECONDS"):
+    for var in ("SECURE_SSL_REDIRECT", "SECURE_COOKIES", "SECURE_HSTS_SECONDS", "DJANGO_ALLOW_ASYNC_UNSAFE"):
         env.pop(var, None)
     out = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
