@@ -84,7 +84,10 @@ if not DATABASE_URL:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 DATABASES = {
-    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)
+    # No persistent connections by default: under ASGI each request's synchronous work runs on
+    # a thread of its own, and a connection kept by a finished thread is never reused or closed
+    # (50 concurrent visitors exhausted PostgreSQL's 100 connections; bench/widget.py).
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0))
     if DATABASE_URL
     else {
         "ENGINE": "django.db.backends.sqlite3",
@@ -217,6 +220,9 @@ API_RATE_LIMITS = {
     "organization": env_str("API_RATE_ORGANIZATION", "3000/minute"),
 }
 API_EVENTS_STREAM_SECONDS = env_float("API_EVENTS_STREAM_SECONDS", 25.0)
+# Threads that run answers for streaming (each holds a database connection while it works);
+# concurrent answers beyond this wait their turn (bench/widget.py).
+API_STREAM_THREADS = env_int("API_STREAM_THREADS", 8)
 API_EVENTS_POLL_SECONDS = env_float("API_EVENTS_POLL_SECONDS", 1.0)
 WIDGET_BUNDLE = env_path("WIDGET_BUNDLE", REPO_DIR / "widget" / "dist" / "resolvo.js")
 DEMO_SITE_PORT = env_int("DEMO_SITE_PORT", 8001)

@@ -2,9 +2,12 @@
 
 Django consumes a synchronous iterator given to ``StreamingHttpResponse`` whole before sending
 anything under ASGI; an async iterator streams event by event (``shared/FACTS.md``). The engine is
-synchronous, so a thread of its own runs it and hands each frame to the event loop through a
-queue. When the client goes away, the ASGI server cancels the async side; the thread sees the stop
-flag before its next frame and closes the generator, which stops generation.
+synchronous, so it runs on a bounded pool of threads (``API_STREAM_THREADS``) and hands each frame
+to the event loop through a queue. The pool bounds the database connections and the CPU-bound
+work (question embedding, retrieval) that concurrent answers take; streams beyond it wait their
+turn. When the client goes away, the ASGI server cancels the async side; the producer sees the
+stop flag before its next frame (or before it starts) and closes the generator, which stops
+generation.
 """
 
 from __future__ import annotations
@@ -12,10 +15,22 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
-from django.db import close_old_connections, connections
+from django.conf import settings
+from django.db import close_old_connections
 
 _DONE = object()
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=settings.API_STREAM_THREADS, thread_name_prefix="sse-producer")
+        return _pool
 
 
 async def frames_from_thread(produce: Callable[[], Iterator[str]]) -> AsyncIterator[str]:
@@ -23,25 +38,33 @@ async def frames_from_thread(produce: Callable[[], Iterator[str]]) -> AsyncItera
     queue: asyncio.Queue[object] = asyncio.Queue()
     stop = threading.Event()
 
+    def put(item: object) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the event loop is gone (server shutting down)
+            stop.set()
+
     def run() -> None:
+        if stop.is_set():  # the client left while this stream waited for a thread
+            put(_DONE)
+            return
         close_old_connections()
         frames = produce()
         try:
             for frame in frames:
                 if stop.is_set():
                     break
-                loop.call_soon_threadsafe(queue.put_nowait, frame)
+                put(frame)
         except BaseException as exc:  # handed to the async side, which re-raises it
-            loop.call_soon_threadsafe(queue.put_nowait, exc)
+            put(exc)
         finally:
             close = getattr(frames, "close", None)
             if close is not None:
                 close()  # a generator's finally blocks run here: the engine stops generating
-            connections.close_all()
-            loop.call_soon_threadsafe(queue.put_nowait, _DONE)
+            close_old_connections()
+            put(_DONE)
 
-    thread = threading.Thread(target=run, name="sse-producer", daemon=True)
-    thread.start()
+    _executor().submit(run)
     try:
         while True:
             item = await queue.get()
