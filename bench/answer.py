@@ -148,12 +148,12 @@ def bench_ttft(n: int) -> None:
     from resolvo.answers.evaluation import load_questions
     from resolvo.answers.llm.base import GenerationParams
     from resolvo.answers.services import answer_engine
-    from resolvo.knowledge.management.commands._common import resolve_scope
+    from resolvo.knowledge.selectors import knowledge_base_for_operator
 
     call_command(
         "ingest", "--org", "lumen", "--kb", "help", "--create", str(REPO / "demo" / "helpcentre"), stdout=io.StringIO()
     )
-    kb = resolve_scope("lumen", "help")
+    kb = knowledge_base_for_operator(org_slug="lumen", name="help")
     engine = answer_engine()
     backend = engine.backend
     params = GenerationParams(max_tokens=1, timeout_s=60)

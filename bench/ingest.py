@@ -30,16 +30,16 @@ def main() -> None:
     django_embedded(args.data_dir)
     from django.core.management import call_command
 
-    from resolvo.knowledge import vectors
-    from resolvo.knowledge.management.commands._common import resolve_scope
+    from resolvo.knowledge import services, vectors
     from resolvo.knowledge.models import Document
+    from resolvo.organizations.services import organization_ensure
 
     files = sorted((DATASET / "corpus").glob("*.md"))
     if args.distractors:
         files += sorted((DATASET / "distractors").glob("*.md"))
     if args.limit:
         files = files[: args.limit]
-    kb = resolve_scope("bench", "emanual", create=True)
+    kb = services.knowledge_base_create(organization=organization_ensure(slug="bench"), name="emanual")
 
     # Load the model and open the store outside the timed region (both happen once per process).
     model = vectors.embedder()
