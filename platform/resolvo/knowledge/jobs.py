@@ -220,20 +220,7 @@ def _claim(document_id: int) -> Document | _Taken:
         | Q(status__in=RUNNING, lease_until__lt=now)
         | Q(status__in=RUNNING, lease_until__isnull=True)
     )
-    exhausted = claimable.filter(attempts__gte=settings.INGEST_MAX_ATTEMPTS).update(
-        status=Status.FAILED,
-        lease_until=None,
-        finished_at=now,
-        lease_token=F("lease_token") + 1,
-        error=(
-            f"Stopped after {settings.INGEST_MAX_ATTEMPTS} attempts: each time, the worker reading this document "
-            "stopped before it finished (it was killed, ran out of memory or was restarted). Try a smaller or "
-            "simpler file, or retry it once the workers are healthy."
-        ),
-    )
-    if exhausted:
-        return _Taken()
-    claimed = claimable.update(
+    claimed = claimable.filter(attempts__lt=settings.INGEST_MAX_ATTEMPTS).update(
         status=Status.PARSING,
         lease_until=now + _lease(),
         lease_token=F("lease_token") + 1,
@@ -242,6 +229,21 @@ def _claim(document_id: int) -> Document | _Taken:
         error="",
         warnings="",
     )
+    if not claimed:
+        # One write on the common path; the cap is only looked at when the claim did not happen.
+        exhausted = claimable.update(
+            status=Status.FAILED,
+            lease_until=None,
+            finished_at=now,
+            lease_token=F("lease_token") + 1,
+            error=(
+                f"Stopped after {settings.INGEST_MAX_ATTEMPTS} attempts: each time, the worker reading this document "
+                "stopped before it finished (it was killed, ran out of memory or was restarted). Try a smaller or "
+                "simpler file, or retry it once the workers are healthy."
+            ),
+        )
+        if exhausted:
+            return _Taken()
     if claimed:
         return Document.objects.select_related("knowledge_base").get(pk=document_id)
     held = Document.objects.filter(pk=document_id, status__in=RUNNING, lease_until__gte=now).values_list(
