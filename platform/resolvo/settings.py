@@ -31,6 +31,8 @@ if not SECRET_KEY:
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+# Where customers reach this server (links in citations to documents without a URL of their own).
+PUBLIC_URL = env_str("PUBLIC_URL", "http://127.0.0.1:8000")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -223,7 +225,9 @@ API_EVENTS_STREAM_SECONDS = env_float("API_EVENTS_STREAM_SECONDS", 25.0)
 # Threads that run answers for streaming (each holds a database connection while it works);
 # concurrent answers beyond this wait their turn (bench/widget.py).
 API_STREAM_THREADS = env_int("API_STREAM_THREADS", 8)
-API_EVENTS_POLL_SECONDS = env_float("API_EVENTS_POLL_SECONDS", 1.0)
+# An open events stream wakes on live notes (resolvo/live.py: Redis pub/sub, or in process);
+# after this many quiet seconds it sends a keep-alive and re-reads the log anyway.
+API_EVENTS_KEEPALIVE_SECONDS = env_float("API_EVENTS_KEEPALIVE_SECONDS", 10.0)
 WIDGET_BUNDLE = env_path("WIDGET_BUNDLE", REPO_DIR / "widget" / "dist" / "resolvo.js")
 DEMO_SITE_PORT = env_int("DEMO_SITE_PORT", 8001)
 

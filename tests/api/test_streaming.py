@@ -77,3 +77,53 @@ def test_a_client_that_goes_away_stops_generation(asgi_server: str, widget: Any,
         time.sleep(0.2)
     assert trace is not None, "the abandoned answer was not stopped"
     assert not Message.objects.filter(role=Message.Role.ASSISTANT).exists()
+
+
+def test_an_open_events_stream_hears_agent_replies_and_typing_at_once(
+    asgi_server: str, widget: Any, settings: Any, django_user_model: Any
+) -> None:
+    """The stream wakes on live notes (Redis pub/sub here), not on a timer: with a 30-second
+    keep-alive, an agent's typing and reply still arrive within a second or two."""
+    import threading
+
+    from resolvo.conversations import services
+    from resolvo.conversations.models import Conversation
+
+    settings.API_EVENTS_KEEPALIVE_SECONDS = 30
+    settings.API_EVENTS_STREAM_SECONDS = 20
+    client, cid = _visitor(asgi_server, widget)
+    conversation = Conversation.objects.get(pk=cid)
+    agent = django_user_model.objects.create_user("sam", password="x")
+    services.conversation_handoff(conversation=conversation, trigger="customer_asked")
+    last = conversation.events.order_by("-seq").first().seq  # type: ignore[union-attr]
+
+    arrived: list[tuple[str, str, float]] = []
+    opened = threading.Event()
+
+    def listen() -> None:
+        with client.stream("GET", f"/api/widget/v1/conversations/{cid}/events?after={last}") as response:
+            name = None
+            for line in response.iter_lines():
+                if line.startswith("retry:"):
+                    opened.set()
+                elif line.startswith("event: "):
+                    name = line[7:]
+                elif line.startswith("data: ") and name:
+                    arrived.append((name, line[6:], time.monotonic()))
+                    if name == "message":
+                        return
+
+    reader = threading.Thread(target=listen, daemon=True)
+    reader.start()
+    assert opened.wait(10)
+    time.sleep(0.3)  # the stream subscribes right after its first frame
+    typed = time.monotonic()
+    services.conversation_typing(conversation=conversation, role="agent", name="Sam")
+    time.sleep(0.5)
+    replied = time.monotonic()
+    services.conversation_agent_reply(conversation=conversation, agent=agent, text="Hi, Sam here.")
+    reader.join(15)
+    names = [n for n, _, _ in arrived]
+    assert names == ["typing", "status", "message"], arrived
+    assert arrived[0][2] - typed < 2 and '"role":"agent"' in arrived[0][1]
+    assert arrived[2][2] - replied < 2 and "Sam here" in arrived[2][1]

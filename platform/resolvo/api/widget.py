@@ -24,6 +24,7 @@ from ninja import Router, Schema
 from ninja.errors import HttpError
 from ninja.security import HttpBearer
 
+from resolvo import live
 from resolvo.answers import sse
 from resolvo.api import ratelimit
 from resolvo.api.streaming import frames_from_thread
@@ -282,15 +283,29 @@ async def conversation_events(request: HttpRequest, conversation_id: int, after:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + settings.API_EVENTS_STREAM_SECONDS
         yield "retry: 2000\n\n"
-        while loop.time() < deadline:
-            rows = await _events_after(conversation, seq)
-            for row in rows:
-                seq = row.seq
-                payload = json.dumps(row.data, ensure_ascii=False, separators=(",", ":"))
-                yield f"id: {row.seq}\nevent: {row.type}\ndata: {payload}\n\n"
-            if not rows:
-                yield ": keep-alive\n\n"
-            await asyncio.sleep(settings.API_EVENTS_POLL_SECONDS)
+        # Listen before reading, so nothing committed in between goes unnoticed; a note wakes the
+        # stream, the database says what happened; a quiet spell re-reads it anyway.
+        async with live.subscribe(f"conversation:{conversation.pk}") as notes:
+            reread = True
+            while True:
+                if reread:
+                    for row in await _events_after(conversation, seq):
+                        seq = row.seq
+                        payload = json.dumps(row.data, ensure_ascii=False, separators=(",", ":"))
+                        yield f"id: {row.seq}\nevent: {row.type}\ndata: {payload}\n\n"
+                left = deadline - loop.time()
+                if left <= 0:
+                    return
+                note = await notes.get(timeout=min(left, settings.API_EVENTS_KEEPALIVE_SECONDS))
+                if note is None:
+                    yield ": keep-alive\n\n"
+                    reread = True
+                elif "typing" in note:
+                    reread = False
+                    if note["typing"] == "agent":  # the visitor's own typing is not echoed back
+                        yield _frame("typing", {"role": "agent", "name": note.get("name", ""), "on": note.get("on", True)})
+                else:
+                    reread = int(note.get("seq", seq + 1)) > seq
 
     return _sse(stream())
 

@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from resolvo import live
 from resolvo.answers.engine import Turn
 from resolvo.answers.events import Event
 from resolvo.answers.services import answer_stream
@@ -65,9 +66,14 @@ def _event(conversation: Conversation, type: str, data: dict[str, Any]) -> Conve
     """Append to the log. Caller holds the row lock (``_locked``), which orders ``seq``."""
     conversation.last_event_seq += 1
     Conversation.objects.filter(pk=conversation.pk).update(last_event_seq=conversation.last_event_seq)
-    return ConversationEvent.objects.create(
+    event = ConversationEvent.objects.create(
         conversation=conversation, seq=conversation.last_event_seq, type=type, data=data
     )
+    live.publish_on_commit(f"conversation:{conversation.pk}", {"seq": event.seq})
+    live.publish_on_commit(
+        f"organization:{conversation.organization_id}", {"conversation": conversation.pk, "type": type}
+    )
+    return event
 
 
 def _move(conversation: Conversation, to: str, *, reason: str) -> None:
@@ -326,6 +332,18 @@ def conversation_reopen(*, conversation: Conversation) -> None:
 def conversation_close(*, conversation: Conversation) -> None:
     locked = _locked(conversation)
     _move(locked, Status.CLOSED, reason="closed")
+
+
+TYPING_ROLES = (Role.CUSTOMER, Role.AGENT)
+
+
+def conversation_typing(*, conversation: Conversation, role: str, name: str = "", typing: bool = True) -> None:
+    """Someone is typing (or stopped): a live note to the conversation's open streams, not logged
+    (it means nothing a moment later, and a replay must not show it). The widget shows an agent's
+    typing; the dashboard a customer's."""
+    if role not in TYPING_ROLES:
+        raise ValueError(f"Only a customer or an agent types, not {role!r}.")
+    live.publish(f"conversation:{conversation.pk}", {"typing": role, "name": name[:100], "on": typing})
 
 
 @transaction.atomic
