@@ -419,3 +419,20 @@ def _word_runs(min_chars: int) -> re.Pattern[str]:
             ranges.append((cp, cp))
     boundary = "".join(rf"\U{a:08x}-\U{b:08x}" for a, b in [*ranges, *_CJK_IDEOGRAPHS])
     return re.compile(f"[^{boundary}]{{{min_chars},}}")
+
+
+
+def overlap_length(before: str, after: str, *, longest: int = 2000) -> int:
+    """How many characters ``after`` starts with that ``before`` ends with (the splitter's
+    overlap between consecutive chunks); 0 below a dozen characters, which is coincidence."""
+    limit = min(len(before), len(after), longest)
+    return next((k for k in range(limit, 11, -1) if before.endswith(after[:k])), 0)
+
+
+def join_overlapping(texts: Sequence[str]) -> str:
+    """Consecutive chunks of one section, joined back into its text, the overlaps once."""
+    out = ""
+    for text in texts:
+        shared = overlap_length(out, text) if out else 0
+        out = out + text[shared:] if shared else (out + "\n\n" + text if out else text)
+    return out

@@ -6,6 +6,7 @@ from django.urls import path
 
 from resolvo.api.bundle import widget_bundle
 from resolvo.api.urls import widget_api
+from resolvo.knowledge.views import section
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -19,4 +20,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/widget/v1/", widget_api.urls),
     path("widget/v1/resolvo.js", widget_bundle, name="widget-bundle"),
+    path("cited/<str:token>/", section, name="knowledge-section"),
 ]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from django.db.models import Count, Q, QuerySet, Sum
 
 from ingestion.store import SearchHit
+from resolvo.knowledge.links import SectionRef, section_link
 from resolvo.knowledge.models import Document, KnowledgeBase
 from resolvo.organizations.models import Organization
 from resolvo.organizations.selectors import organization_get
@@ -145,7 +146,7 @@ def chunks_search(
         return []
     fusion = fusion or settings.RETRIEVAL_FUSION
     depth = max(prefetch or settings.RETRIEVAL_PREFETCH, limit)
-    dense = vectors.embedder().embed_query(query)
+    dense = vectors.answer_embedder().embed_query(query)
     store = vectors.get_store()
     org, kb = str(knowledge_base.organization_id), str(knowledge_base.pk)
     hits: list[SearchHit]
@@ -187,7 +188,8 @@ def chunks_search(
                 source=str(p.get("source", "")),
                 title=str(p.get("title", "")),
                 section=tuple(p.get("section") or ()),
-                url=str(p.get("url", "")),
+                url=str(p.get("url", ""))
+                or section_link(SectionRef(knowledge_base.organization_id, int(p["document"]), int(p.get("position", 0)))),
                 position=int(p.get("position", 0)),
                 text=str(p.get("text", "")),
                 rank=rank,
@@ -227,3 +229,50 @@ def chunks_neighbours(
             if p != chunk.position and (document, p) in text_at
         ]
     return out
+
+
+@dataclass(frozen=True)
+class SectionPage:
+    document: Document
+    section: tuple[str, ...]
+    before: str
+    cited: str
+    """The cited chunk's own text, shown highlighted between ``before`` and ``after``."""
+    after: str
+
+
+def section_read(*, ref: SectionRef, window: int = 4) -> SectionPage | None:
+    """The cited section of a document of ``ref``'s organization: the chunk at
+    ``ref.position`` and its neighbours (up to ``window`` each side) under the same heading,
+    joined back into text. None when the document is gone or the position is not there."""
+    from ingestion.split import join_overlapping, overlap_length
+    from resolvo.knowledge import vectors
+
+    document = (
+        Document.objects.select_related("knowledge_base")
+        .filter(pk=ref.document_id, knowledge_base__organization_id=ref.organization_id)
+        .exclude(status=Document.Status.DELETING)
+        .first()
+    )
+    if document is None:
+        return None
+    positions = [p for p in range(ref.position - window, ref.position + window + 1) if p >= 0]
+    hits = vectors.get_store().points_at(org=str(ref.organization_id), positions={str(document.pk): positions})
+    at = {int(h.payload["position"]): h.payload for h in hits if str(h.payload.get("kb")) == str(document.knowledge_base_id)}
+    cited = at.get(ref.position)
+    if cited is None:
+        return None
+    section = tuple(cited.get("section") or ())
+    run = [ref.position]
+    for step in (-1, 1):  # widen while the neighbours sit under the same heading
+        p = ref.position + step
+        while p in at and tuple(at[p].get("section") or ()) == section:
+            run.append(p)
+            p += step
+    text = {p: str(at[p].get("text", "")) for p in run}
+    cited_text = text[ref.position]
+    before = join_overlapping([text[p] for p in sorted(run) if p < ref.position])
+    after = join_overlapping([text[p] for p in sorted(run) if p > ref.position])
+    before = before[: len(before) - overlap_length(before, cited_text)] if before else ""
+    after = after[overlap_length(cited_text, after) :] if after else ""
+    return SectionPage(document=document, section=section, before=before, cited=cited_text, after=after)
