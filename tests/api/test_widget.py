@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import re
+import time
 from typing import Any
 
 import pytest
@@ -76,6 +77,89 @@ def test_identity_verification_required_mode_refuses_unverified_visitors(widget:
     assert client.boot(user_id="u-42", user_hash=good).status_code == 200
     assert client.post("/conversations").json()["status"] == "bot"
     assert Conversation.objects.get().contact_id == "u-42"
+
+
+def identity_jwt(
+    secret: str, *, lifetime: int | None = 300, age: int = 0, algorithm: str = "HS256", **claims: Any
+) -> str:
+    """What the host page's server signs: sub, iat and exp (``lifetime`` seconds after iat, which is
+    ``age`` seconds ago); None for a claim leaves it out."""
+    import warnings
+
+    import jwt
+
+    now = int(time.time())
+    payload: dict[str, Any] = {"sub": "u-42", "iat": now - age}
+    if lifetime is not None:
+        payload["exp"] = now - age + lifetime
+    payload.update(claims)
+    with warnings.catch_warnings():  # a 43-byte secret is short for HS384/HS512, tokens made to be refused
+        warnings.simplefilter("ignore", jwt.warnings.InsecureKeyLengthWarning)
+        return jwt.encode({k: v for k, v in payload.items() if v is not None}, secret, algorithm=algorithm)
+
+
+def test_identity_jwt_boots_with_the_verified_user_id(widget: Any) -> None:
+    from resolvo.organizations.models import Widget
+
+    widget.identity = Widget.Identity.REQUIRED
+    widget.save()
+    client = WidgetClient(widget.public_key)
+    token = identity_jwt(widget.identity_secret, sub="u-7", email="ada@example.com", name="Ada")
+    assert client.boot(user_jwt=token).status_code == 200
+    assert client.post("/conversations").json()["status"] == "bot"
+    assert Conversation.objects.get().contact_id == "u-7"
+    # Without iat, what is left of it counts; a token expired within the 30 s leeway still works.
+    assert client.boot(user_jwt=identity_jwt(widget.identity_secret, iat=None)).status_code == 200
+    assert client.boot(user_jwt=identity_jwt(widget.identity_secret, lifetime=300, age=310)).status_code == 200
+
+
+def test_identity_jwt_refusals_answer_403_in_required_and_optional_mode(widget: Any) -> None:
+    from resolvo.organizations.models import Widget
+
+    secret = widget.identity_secret
+    refusals = {
+        "expired": (identity_jwt(secret, lifetime=300, age=400), "expired"),
+        "another secret": (identity_jwt("another-widgets-secret-of-43-characters-x"), "signature does not match"),
+        "alg none": (identity_jwt(None, algorithm="none"), "HS256"),
+        "HS512": (identity_jwt(secret, algorithm="HS512"), "HS256"),
+        "HS384": (identity_jwt(secret, algorithm="HS384"), "HS256"),
+        "no sub": (identity_jwt(secret, sub=None), "'sub'"),
+        "no exp": (identity_jwt(secret, lifetime=None), "'exp'"),
+        "empty sub": (identity_jwt(secret, sub=""), "names no user"),
+        "long sub": (identity_jwt(secret, sub="u" * 201), "longer than 200"),
+        "numeric sub": (identity_jwt(secret, sub=42), "not valid"),
+        "too long-lived": (identity_jwt(secret, lifetime=11 * 60), "longer than 10 minutes"),
+        "too long-lived, no iat": (identity_jwt(secret, lifetime=20 * 60, iat=None), "longer than 10 minutes"),
+        "issued in the future": (identity_jwt(secret, age=-3600, lifetime=60), "not valid"),
+        "garbage": ("not.a.jwt", "not valid"),
+    }
+    for mode in (Widget.Identity.REQUIRED, Widget.Identity.OPTIONAL):
+        widget.identity = mode
+        widget.save()
+        for case, (token, detail) in refusals.items():
+            refused = WidgetClient(widget.public_key).boot(user_jwt=token)
+            assert refused.status_code == 403, (mode, case)
+            assert detail in refused.json()["detail"], (mode, case, refused.json())
+    assert not Conversation.objects.exists()
+
+
+def test_identity_jwt_with_the_hmac_proof_is_ambiguous_and_off_mode_ignores_both(widget: Any) -> None:
+    from resolvo.organizations.models import Widget
+
+    widget.identity = Widget.Identity.OPTIONAL
+    widget.save()
+    client = WidgetClient(widget.public_key)
+    good_hash = hmac.new(widget.identity_secret.encode(), b"u-42", hashlib.sha256).hexdigest()
+    good_jwt = identity_jwt(widget.identity_secret)
+    both = client.boot(user_id="u-42", user_hash=good_hash, user_jwt=good_jwt)
+    assert both.status_code == 403 and "not both" in both.json()["detail"]
+    assert client.boot(user_id="u-42", user_jwt=good_jwt).status_code == 403
+    assert client.boot().status_code == 200  # optional: no proof at all is an anonymous visitor
+    widget.identity = Widget.Identity.OFF
+    widget.save()
+    assert client.boot(user_jwt="not.a.jwt").status_code == 200
+    assert client.post("/conversations").status_code == 200
+    assert Conversation.objects.get().contact_id == ""
 
 
 def test_a_reload_resumes_the_conversation_and_a_rotated_key_starts_afresh(visitor: WidgetClient, widget: Any) -> None:
@@ -155,7 +239,7 @@ def test_rate_limits_answer_429_with_retry_after(visitor: WidgetClient, settings
 
 def test_handoff_feedback_csat_and_the_event_log_replay(visitor: WidgetClient, settings: Any) -> None:
     settings.API_EVENTS_STREAM_SECONDS = 0.3
-    settings.API_EVENTS_POLL_SECONDS = 0.1
+    settings.API_EVENTS_KEEPALIVE_SECONDS = 0.1
     conversation = visitor.post("/conversations").json()
     cid = conversation["id"]
     events = sse_events(

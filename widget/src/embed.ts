@@ -3,9 +3,15 @@
  * command queue (`Resolvo('identify', …)`) the page may have filled before we loaded.
  */
 
+/**
+ * Who the page says its user is, with one proof: `userHash` (the HMAC of `userId`) or `userJwt`
+ * (a short-lived HS256 JWT signed by the page's server, whose `sub` is the user id). The server
+ * refuses a boot that carries both.
+ */
 export interface Identity {
   userId: string | null;
   userHash: string | null;
+  userJwt: string | null;
   name: string | null;
   email: string | null;
 }
@@ -51,6 +57,7 @@ export function parseCommand(args: ArrayLike<unknown>): Command | null {
         identity: {
           userId: text(options.userId),
           userHash: text(options.userHash),
+          userJwt: text(options.userJwt),
           name: text(options.name),
           email: text(options.email),
         },

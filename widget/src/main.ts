@@ -6,7 +6,7 @@
  * and may call `Resolvo(...)` before it loads, through the usual queue stub:
  *
  *   window.Resolvo = window.Resolvo || function () { (Resolvo.q = Resolvo.q || []).push(arguments) };
- *   Resolvo('identify', { userId, userHash, name, email });
+ *   Resolvo('identify', { userId, userHash, name, email });   // or { userJwt, name, email }
  *   Resolvo('settings', { language: 'de' });
  *   Resolvo('open');
  *

@@ -40,6 +40,7 @@ export interface BootRequest {
   visitor_token: string | null;
   user_id: string | null;
   user_hash: string | null;
+  user_jwt: string | null;
   language: string | null;
 }
 

@@ -37,7 +37,7 @@ export class Widget {
   private readonly api: ApiClient;
   private readonly store: VisitorStore;
   private view: ChatView | null = null;
-  private identity: Identity = { userId: null, userHash: null, name: null, email: null };
+  private identity: Identity = { userId: null, userHash: null, userJwt: null, name: null, email: null };
   private languagePref: string | null = null;
   private conversation: Current | null = null;
   private creating: Promise<Current> | null = null;
@@ -71,7 +71,9 @@ export class Widget {
     switch (command.name) {
       case "identify": {
         const changed =
-          command.identity.userId !== this.identity.userId || command.identity.userHash !== this.identity.userHash;
+          command.identity.userId !== this.identity.userId ||
+          command.identity.userHash !== this.identity.userHash ||
+          command.identity.userJwt !== this.identity.userJwt;
         this.identity = command.identity;
         if (changed && this.booted) void this.boot();
         break;
@@ -130,6 +132,7 @@ export class Widget {
             visitor_token: storedToken,
             user_id: this.identity.userId,
             user_hash: this.identity.userHash,
+            user_jwt: this.identity.userJwt,
             language: primarySubtag(this.languagePref ?? navigator.language),
           },
           this.lifetime.signal,

@@ -18,7 +18,11 @@ describe("embedding", () => {
   it("reads queued commands, ignoring unknown ones", () => {
     assert.deepEqual(parseCommand(["identify", { userId: 42, userHash: "abc", name: " Ada ", email: "" }]), {
       name: "identify",
-      identity: { userId: "42", userHash: "abc", name: "Ada", email: null },
+      identity: { userId: "42", userHash: "abc", userJwt: null, name: "Ada", email: null },
+    });
+    assert.deepEqual(parseCommand(["identify", { userJwt: " eyJ.a.b ", name: "Ada" }]), {
+      name: "identify",
+      identity: { userId: null, userHash: null, userJwt: "eyJ.a.b", name: "Ada", email: null },
     });
     assert.deepEqual(parseCommand(["settings", { language: "de" }]), { name: "settings", language: "de" });
     assert.deepEqual(parseCommand(["open"]), { name: "open" });
@@ -78,10 +82,21 @@ describe("API client", () => {
     const api = new ApiClient("https://h.example/api/widget/v1", fake);
     api.token = "vt_1";
     await assert.rejects(
-      api.boot({ key: "pk", visitor_token: null, user_id: null, user_hash: null, language: "en" }),
+      api.boot({ key: "pk", visitor_token: null, user_id: null, user_hash: null, user_jwt: null, language: "en" }),
       (error: unknown) => error instanceof ApiError && error.status === 429 && error.detail === "Slow down." && error.retryAfter === 20,
     );
     assert.equal(seen.Authorization, undefined);
+  });
+
+  it("sends the identity JWT in the boot body", async () => {
+    let body = "";
+    const fake = (async (_url: string, init: RequestInit) => {
+      body = String(init.body);
+      return new Response('{"visitor_token": "vt_2"}', { status: 200 });
+    }) as unknown as typeof fetch;
+    const api = new ApiClient("https://h.example/api/widget/v1", fake);
+    await api.boot({ key: "pk", visitor_token: null, user_id: null, user_hash: null, user_jwt: "eyJ.a.b", language: null });
+    assert.equal(JSON.parse(body).user_jwt, "eyJ.a.b");
   });
 
   it("reads details, Retry-After and makes UUIDs", () => {

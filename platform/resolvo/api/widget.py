@@ -51,6 +51,8 @@ class BootIn(Schema):
     visitor_token: str | None = None
     user_id: str | None = None
     user_hash: str | None = None
+    # The alternative identity proof: a short-lived HS256 JWT whose ``sub`` is the user id.
+    user_jwt: str | None = None
     language: str | None = None
 
 
@@ -174,7 +176,7 @@ def boot(request: HttpRequest, body: BootIn) -> dict[str, Any]:
     try:
         widget = widget_for_key(key=body.key)
         widget_origin_check(widget=widget, origin=request.headers.get("Origin"))
-        user_id = identity_check(widget, user_id=body.user_id, user_hash=body.user_hash)
+        user_id = identity_check(widget, user_id=body.user_id, user_hash=body.user_hash, user_jwt=body.user_jwt)
     except WidgetRefused as exc:
         raise HttpError(403, str(exc)) from None
     visitor = None
