@@ -19,6 +19,9 @@ DOCUMENT_INGEST = "workers.tasks.document_ingest"
 DOCUMENT_INGEST_BATCH = "workers.tasks.document_ingest_batch"
 DOCUMENT_DELETE = "workers.tasks.document_delete"
 DOCUMENTS_RECOVER_STALLED = "workers.tasks.documents_recover_stalled"
+WEBHOOK_DELIVER = "workers.tasks.webhook_deliver"
+WEBHOOKS_RETRY_DUE = "workers.tasks.webhooks_retry_due"
+DRAFT_GENERATE = "workers.tasks.draft_generate"
 
 
 def send(task: str, *args: Any, queue: str | None = None, countdown: float | None = None) -> None:

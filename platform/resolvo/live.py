@@ -102,7 +102,7 @@ def publish(channel: str, note: dict[str, Any]) -> None:
 
             _publisher = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
         _publisher.publish(_PREFIX + channel, json.dumps(note, separators=(",", ":")))
-    except Exception:  # noqa: BLE001 - a live note is best effort by design
+    except Exception:
         log.warning("live note on %s not published", channel, exc_info=True)
 
 
@@ -124,7 +124,7 @@ class _RedisListener(threading.Thread):
         while True:
             try:
                 client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, health_check_interval=30)
-                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                pubsub: Any = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
                 pubsub.psubscribe(_PREFIX + "*")
                 pubsub.get_message(timeout=2)  # the subscription's confirmation
                 self.ready.set()
@@ -137,7 +137,7 @@ class _RedisListener(threading.Thread):
                     except ValueError:
                         continue
                     _fan_out(channel, note)
-            except Exception:  # noqa: BLE001 - keep listening; streams re-read the database meanwhile
+            except Exception:
                 log.warning("live listener lost Redis; reconnecting", exc_info=True)
                 time.sleep(1)
 

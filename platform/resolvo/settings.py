@@ -49,6 +49,8 @@ INSTALLED_APPS = [
     "resolvo.answers",
     "resolvo.conversations",
     "resolvo.tickets",
+    "resolvo.webhooks",
+    "resolvo.dashboard",
 ]
 
 MIDDLEWARE = [
@@ -161,7 +163,11 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "ingest"
-CELERY_TASK_ROUTES = {"workers.tasks.document*": {"queue": "ingest"}}
+CELERY_TASK_ROUTES = {
+    "workers.tasks.document*": {"queue": "ingest"},
+    "workers.tasks.webhook*": {"queue": "webhooks"},
+    "workers.tasks.draft*": {"queue": "answer"},
+}
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_SERIALIZER = CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

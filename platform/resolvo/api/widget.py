@@ -305,7 +305,8 @@ async def conversation_events(request: HttpRequest, conversation_id: int, after:
                 elif "typing" in note:
                     reread = False
                     if note["typing"] == "agent":  # the visitor's own typing is not echoed back
-                        yield _frame("typing", {"role": "agent", "name": note.get("name", ""), "on": note.get("on", True)})
+                        typing = {"role": "agent", "name": note.get("name", ""), "on": note.get("on", True)}
+                        yield _frame("typing", typing)
                 else:
                     reread = int(note.get("seq", seq + 1)) > seq
 

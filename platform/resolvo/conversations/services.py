@@ -25,7 +25,9 @@ from resolvo.answers.services import answer_stream
 from resolvo.conversations.models import Conversation, ConversationEvent, HandoffRule, Message
 from resolvo.knowledge.models import KnowledgeBase
 from resolvo.organizations.models import Organization
+from resolvo.tickets import intake
 from resolvo.tickets.models import Ticket
+from resolvo.webhooks.services import event_emit
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +97,12 @@ def _message(conversation: Conversation, role: str, text: str, **fields: Any) ->
         conversation=conversation, role=role, text=text, bot_epoch=conversation.bot_epoch, **fields
     )
     _event(conversation, ConversationEvent.Type.MESSAGE, message_as_dict(message))
+    intake.ticket_message_added(conversation=conversation, role=role, text=text)
+    event_emit(
+        organization_id=conversation.organization_id,
+        type="message.created",
+        data={"conversation": conversation.pk, **message_as_dict(message)},
+    )
     return message
 
 
@@ -209,6 +217,20 @@ def conversation_answer_stream(*, conversation: Conversation, message: Message) 
         yield event
 
 
+def conversation_draft_stream(*, conversation: Conversation, message: Message) -> Iterator[Event]:
+    """A draft answer to ``message`` for an agent: the answer events over the whole conversation
+    (agents' replies count as the company's turns), whatever its status, saved nowhere here
+    (the trace is kept, channel ``draft``) and never shown to the customer."""
+    knowledge_base = conversation.knowledge_bases.order_by("pk").first()
+    if knowledge_base is None:
+        raise ValueError(f"conversation {conversation.pk} has no knowledge base to answer from")
+    rows = Message.objects.filter(
+        conversation=conversation, pk__lt=message.pk, role__in=[Role.CUSTOMER, Role.ASSISTANT, Role.AGENT]
+    ).order_by("pk")
+    history = [Turn("user" if m.role == Role.CUSTOMER else "assistant", m.text) for m in rows]
+    yield from answer_stream(knowledge_base=knowledge_base, question=message.text, history=history, channel="draft")
+
+
 def _history(conversation: Conversation, *, before: Message) -> list[Turn]:
     """The turns of the current bot context before ``before``, oldest first."""
     turns = []
@@ -256,18 +278,16 @@ def _handoff(conversation: Conversation, *, trigger: str, detail: str) -> Ticket
         .values_list("text", flat=True)
     )
     subject = (customer[0] if customer else "Conversation from the chat widget").splitlines()[0][:200]
-    summary = ticket_summary(conversation, trigger=trigger, detail=detail)
-    if existing is None:
-        ticket = Ticket.objects.create(
-            organization_id=conversation.organization_id,
-            conversation=conversation,
-            subject=subject,
-            summary=summary,
-            handoff_trigger=trigger,
-        )
-    else:  # handed over again after it was resolved
-        ticket = existing
-        Ticket.objects.filter(pk=ticket.pk).update(status=Ticket.Status.NEW, summary=summary, handoff_trigger=trigger)
+    transcript = "\n".join(
+        Message.objects.filter(conversation=conversation).order_by("pk").values_list("text", flat=True)
+    )
+    ticket = intake.ticket_for_handoff(
+        conversation=conversation,
+        subject=subject,
+        summary=ticket_summary(conversation, trigger=trigger, detail=detail),
+        trigger=trigger,
+        transcript=transcript,
+    )
     _message(conversation, Role.SYSTEM, HANDOFF_MESSAGE)
     return ticket
 
@@ -319,6 +339,13 @@ def conversation_resolve(*, conversation: Conversation) -> None:
     Ticket.objects.filter(conversation=locked).exclude(status=Ticket.Status.CLOSED).update(
         status=Ticket.Status.RESOLVED
     )
+
+
+@transaction.atomic
+def conversation_take(*, conversation: Conversation) -> None:
+    """A person takes the conversation (an agent reopened its ticket): the bot stays silent."""
+    locked = _locked(conversation)
+    _move(locked, Status.HUMAN, reason="agent_took_over")
 
 
 @transaction.atomic

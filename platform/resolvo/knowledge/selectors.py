@@ -179,18 +179,19 @@ def chunks_search(
     out = []
     for rank, hit in enumerate(hits, start=1):
         p = hit.payload
+        document_id, position = int(p["document"]), int(p.get("position", 0))
+        link = str(p.get("url", "")) or section_link(SectionRef(knowledge_base.organization_id, document_id, position))
         vec = np.asarray(hit.dense, dtype=np.float32) if hit.dense is not None else None
         similarity = float(vec @ dense) if vec is not None else 0.0
         out.append(
             RetrievedChunk(
                 chunk_id=hit.id,
-                document_id=int(p["document"]),
+                document_id=document_id,
                 source=str(p.get("source", "")),
                 title=str(p.get("title", "")),
                 section=tuple(p.get("section") or ()),
-                url=str(p.get("url", ""))
-                or section_link(SectionRef(knowledge_base.organization_id, int(p["document"]), int(p.get("position", 0)))),
-                position=int(p.get("position", 0)),
+                url=link,
+                position=position,
                 text=str(p.get("text", "")),
                 rank=rank,
                 score=hit.score,
@@ -258,7 +259,8 @@ def section_read(*, ref: SectionRef, window: int = 4) -> SectionPage | None:
         return None
     positions = [p for p in range(ref.position - window, ref.position + window + 1) if p >= 0]
     hits = vectors.get_store().points_at(org=str(ref.organization_id), positions={str(document.pk): positions})
-    at = {int(h.payload["position"]): h.payload for h in hits if str(h.payload.get("kb")) == str(document.knowledge_base_id)}
+    kb = str(document.knowledge_base_id)
+    at = {int(h.payload["position"]): h.payload for h in hits if str(h.payload.get("kb")) == kb}
     cited = at.get(ref.position)
     if cited is None:
         return None
