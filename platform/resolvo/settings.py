@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "corsheaders",
+    "django_htmx",
     "resolvo.organizations",
     "resolvo.knowledge",
     "resolvo.answers",
@@ -63,7 +64,11 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
 ]
+LOGIN_URL = "dashboard:login"
+LOGIN_REDIRECT_URL = "dashboard:inbox"
+LOGOUT_REDIRECT_URL = "dashboard:login"
 
 ROOT_URLCONF = "resolvo.urls"
 WSGI_APPLICATION = "resolvo.wsgi.application"
@@ -234,6 +239,8 @@ API_STREAM_THREADS = env_int("API_STREAM_THREADS", 8)
 # An open events stream wakes on live notes (resolvo/live.py: Redis pub/sub, or in process);
 # after this many quiet seconds it sends a keep-alive and re-reads the log anyway.
 API_EVENTS_KEEPALIVE_SECONDS = env_float("API_EVENTS_KEEPALIVE_SECONDS", 10.0)
+# The dashboard's live streams (inbox, ticket page) end after this long; the browser reconnects.
+DASHBOARD_STREAM_SECONDS = env_float("DASHBOARD_STREAM_SECONDS", 55.0)
 WIDGET_BUNDLE = env_path("WIDGET_BUNDLE", REPO_DIR / "widget" / "dist" / "resolvo.js")
 DEMO_SITE_PORT = env_int("DEMO_SITE_PORT", 8001)
 

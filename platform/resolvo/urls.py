@@ -2,7 +2,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import path
+from django.urls import include, path
 
 from resolvo.api.bundle import widget_bundle
 from resolvo.api.urls import widget_api
@@ -18,6 +18,7 @@ def home(request: HttpRequest) -> HttpResponse:
 urlpatterns = [
     path("", home, name="home"),
     path("admin/", admin.site.urls),
+    path("app/", include("resolvo.dashboard.urls")),
     path("api/widget/v1/", widget_api.urls),
     path("widget/v1/resolvo.js", widget_bundle, name="widget-bundle"),
     path("cited/<str:token>/", section, name="knowledge-section"),

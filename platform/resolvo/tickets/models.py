@@ -136,6 +136,26 @@ class Ticket(models.Model):
 
     OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING)
 
+    @property
+    def sla_breached(self) -> bool:
+        """A due time passed without the first response or the resolution (open tickets only)."""
+        from django.utils import timezone
+
+        if self.status not in self.OPEN_STATUSES:
+            return False
+        now = timezone.now()
+        late_response = self.first_response_at is None and self.first_response_due is not None
+        late_resolution = self.resolved_at is None and self.resolution_due is not None
+        return bool(
+            (late_response and self.first_response_due < now)  # type: ignore[operator]
+            or (late_resolution and self.resolution_due < now)  # type: ignore[operator]
+        )
+
+    @property
+    def next_due(self) -> object:
+        """The due time that matters now: first response until there is one, then resolution."""
+        return self.first_response_due if self.first_response_at is None else self.resolution_due
+
 
 class TicketNote(models.Model):
     """An internal note: agents only, never shown to the customer."""

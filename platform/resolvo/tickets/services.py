@@ -25,7 +25,8 @@ from resolvo.webhooks.services import event_emit
 
 Status = Ticket.Status
 NOTE_MAX_CHARS = 10_000
-TAG_PATTERN = re.compile(r"^[\w][\w .:/+-]{0,48}$")
+REPLY_MAX_CHARS = 10_000
+TAG_PATTERN = re.compile(r"^[\w][\w .:/+-]{0,49}$")
 
 
 class TicketRefused(ValueError):
@@ -55,6 +56,10 @@ def ticket_reply(*, ticket: Ticket, agent: Any, text: str, draft: Draft | None =
     """Send ``text`` to the customer (it reaches the widget live). The first reply sets the
     first response time; a reply from a draft records whether the agent changed it."""
     _member(ticket, agent)
+    if draft is not None and draft.ticket_id != ticket.pk:
+        raise TicketRefused("That draft belongs to another ticket.")
+    if len(text or "") > REPLY_MAX_CHARS:
+        raise TicketRefused(f"The reply is {len(text):,} characters long; keep it under {REPLY_MAX_CHARS:,}.")
     locked = _locked(ticket)
     if locked.conversation is None:
         raise TicketRefused("This ticket has no conversation to reply in.")
@@ -202,6 +207,7 @@ _PLACEHOLDER = re.compile(r"\{(customer_name|agent_name|organization)\}")
 
 def canned_render(*, canned: CannedResponse, ticket: Ticket, agent: Any) -> str:
     """The canned text with its placeholders filled for this ticket."""
+    _member(ticket, agent)
     if canned.organization_id != ticket.organization_id:
         raise TicketRefused("No such canned response.")
     contact = ticket.contact
@@ -250,6 +256,7 @@ def draft_decide(
 ) -> Draft:
     """Record what became of a draft. ``outcome`` None: sent, and whether it was edited is read
     from ``final_text`` against the draft; otherwise ``discarded``."""
+    _member(draft.ticket, agent)
     locked = Draft.objects.select_for_update().get(pk=draft.pk)
     if locked.outcome != Draft.Outcome.PENDING:
         return locked

@@ -38,6 +38,13 @@ class Command(BaseCommand):
             user = User.objects.create_superuser("admin", "admin@example.com", password)
             membership_set(organization=org, user=user, role=Membership.Role.OWNER)
             self.stdout.write("Created superuser 'admin'.")
+        if password and not User.objects.filter(username="agent").exists():
+            agent = User.objects.create_user(
+                "agent", "agent@example.com", "agent", first_name="Sam", last_name="Rivera"
+            )
+            membership_set(organization=org, user=agent, role=Membership.Role.AGENT)
+            self.stdout.write("Created the agent 'agent' (password 'agent').")
+        self._helpdesk(org)
         call_command(
             "ingest", "--org", "lumen", "--kb", "help", "--create", "--wait", str(DEMO_DIR), stdout=self.stdout
         )
@@ -56,3 +63,33 @@ class Command(BaseCommand):
         if created:
             widget.knowledge_bases.set(KnowledgeBase.objects.filter(organization=org, name="help"))
             self.stdout.write(f"Created the demo widget (key {widget.public_key}).")
+
+    def _helpdesk(self, org: Organization) -> None:
+        """SLA targets and a few canned responses, so the agent dashboard has its tools."""
+        from resolvo.tickets.models import CannedResponse, Priority, SLAPolicy
+
+        targets = {
+            Priority.URGENT: (30, 240),
+            Priority.HIGH: (60, 480),
+            Priority.NORMAL: (240, 1440),
+            Priority.LOW: (480, 4320),
+        }
+        for priority, (first, resolution) in targets.items():
+            SLAPolicy.objects.get_or_create(
+                organization=org,
+                priority=priority,
+                defaults={"first_response_minutes": first, "resolution_minutes": resolution},
+            )
+        canned = {
+            "hello": ("Greeting", "Hi {customer_name}, this is {agent_name} from {organization}. "),
+            "reset": (
+                "Factory reset steps",
+                "To reset the hub, hold the button on its back for 10 seconds until the ring blinks white, "
+                "then set it up again in the Lumen app.",
+            ),
+            "thanks": ("Closing", "Glad that is sorted! If anything else comes up, just write here. {agent_name}"),
+        }
+        for shortcut, (title, text) in canned.items():
+            CannedResponse.objects.get_or_create(
+                organization=org, shortcut=shortcut, defaults={"title": title, "text": text}
+            )
