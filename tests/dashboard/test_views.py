@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 
-
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -45,6 +44,8 @@ def test_the_inbox_lists_handoffs_with_counts_and_filters(desk: Desk) -> None:
     partial = desk.client.get("/app/inbox/?q=refund", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="inbox-results")
     body = partial.content.decode()
     assert body.lstrip().startswith('<div id="inbox-results"') and "<html" not in body
+    assert 'id="views" aria-label="Views" hx-swap-oob="true"' in body  # the counts follow
+    assert desk.client.get("/app/inbox/").content.decode().count('id="views"') == 1
 
 
 def test_the_inbox_query_count_does_not_grow_with_the_page(desk: Desk) -> None:
@@ -182,5 +183,3 @@ def _a_trace(desk: Desk) -> int:
     return AnswerTrace.objects.create(
         organization=desk.kb.organization, knowledge_base=desk.kb, question="private question", answer="private"
     ).pk
-
-

@@ -277,7 +277,7 @@ def _handoff(conversation: Conversation, *, trigger: str, detail: str) -> Ticket
         .order_by("pk")
         .values_list("text", flat=True)
     )
-    subject = (customer[0] if customer else "Conversation from the chat widget").splitlines()[0][:200]
+    subject = (customer[0] if customer else intake.DEFAULT_SUBJECT).splitlines()[0][:200]
     transcript = "\n".join(
         Message.objects.filter(conversation=conversation).order_by("pk").values_list("text", flat=True)
     )

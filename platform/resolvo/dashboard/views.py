@@ -104,7 +104,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
         "nav": "inbox",
     }
     if request.htmx and request.htmx.target == "inbox-results":  # type: ignore[attr-defined]
-        return render(request, "dashboard/_inbox_results.html", context)
+        return render(request, "dashboard/_inbox_results.html", {**context, "partial": True})
     return render(request, "dashboard/inbox.html", context)
 
 

@@ -21,6 +21,7 @@ from resolvo.organizations.models import Membership, Organization
 from resolvo.tickets.models import Contact, SLAPolicy, Ticket, TicketChange
 from resolvo.webhooks.services import event_emit
 
+DEFAULT_SUBJECT = "Conversation from the chat widget"
 SEARCH_TEXT_MAX_CHARS = 200_000
 """The newest part of a long thread is kept searchable (PostgreSQL's tsvector tops out at 1 MB)."""
 
@@ -125,6 +126,8 @@ def ticket_message_added(*, conversation: Any, role: str, text: str) -> None:
         "updated_at": timezone.now(),
     }
     if tickets.update(**changes) and role == "customer":
+        # A ticket opened before the customer said anything takes its subject from what they say.
+        tickets.filter(subject=DEFAULT_SUBJECT).update(subject=text.splitlines()[0][:200] or DEFAULT_SUBJECT)
         for ticket in tickets.filter(status=Ticket.Status.PENDING):
             Ticket.objects.filter(pk=ticket.pk).update(status=Ticket.Status.OPEN)
             ticket_changed(ticket, field="status", before=Ticket.Status.PENDING, after=Ticket.Status.OPEN)

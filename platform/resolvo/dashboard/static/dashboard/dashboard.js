@@ -254,7 +254,7 @@
             discard.hidden = false;
             discard.dataset.id = String(data.id);
           }
-          area.scrollTop = area.scrollHeight;
+          grow(area);
         });
       } catch (err) {
         status.textContent = `The draft failed: ${err.message || err}`;
@@ -273,6 +273,12 @@
       discard.hidden = true;
       status.textContent = "Draft discarded.";
     });
+  }
+
+  // The reply box grows with a draft (up to a limit) so the agent reads it whole.
+  function grow(area) {
+    area.style.height = "auto";
+    area.style.height = `${Math.min(Math.max(area.scrollHeight + 4, 120), 440)}px`;
   }
 
   function showCitations(list, citations) {
