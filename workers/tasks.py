@@ -14,6 +14,7 @@ from django.conf import settings
 from ingestion.types import TransientError
 from resolvo import background
 from resolvo.knowledge import jobs
+from resolvo.webhooks import delivery
 
 
 def _retry_or_fail(task: Task, exc: TransientError, on_final: Callable[[str], object], *, args: list[object]) -> None:
@@ -80,3 +81,21 @@ def document_delete(self: Task, document_id: int) -> bool:
 @shared_task(name=background.DOCUMENTS_RECOVER_STALLED)
 def documents_recover_stalled() -> int:
     return jobs.documents_recover_stalled()
+
+
+@shared_task(bind=True, acks_late=True, name=background.WEBHOOK_DELIVER)
+def webhook_deliver(self: Task, delivery_id: int) -> str:
+    """One attempt at a webhook delivery; idempotent (the claim lets one run send). A retry due
+    soon is sent again with a countdown; later ones are the sweeper's (``webhooks_retry_due``).
+    (In the embedded mode a countdown would run at once, so nothing is sent.)"""
+    outcome = delivery.webhook_deliver_run(delivery_id=delivery_id)
+    soon = outcome.retry_in is not None and outcome.retry_in <= delivery.COUNTDOWN_MAX_SECONDS
+    if soon and outcome.retry_in is not None and not self.request.is_eager:
+        # A moment past the due time, so the claim finds it due.
+        background.send(background.WEBHOOK_DELIVER, delivery_id, countdown=outcome.retry_in + 0.5)
+    return outcome.status
+
+
+@shared_task(name=background.WEBHOOKS_RETRY_DUE)
+def webhooks_retry_due() -> int:
+    return delivery.webhooks_retry_due()

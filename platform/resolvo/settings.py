@@ -66,6 +66,12 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
 LOGIN_URL = "dashboard:login"
 LOGIN_REDIRECT_URL = "dashboard:inbox"
 LOGOUT_REDIRECT_URL = "dashboard:login"
@@ -219,6 +225,25 @@ INGEST_MAX_CHUNKS = env_int("INGEST_MAX_CHUNKS", 5000)
 # does not starve another's.
 INGEST_FAIR_SHARE = env_int("INGEST_FAIR_SHARE", 16)
 
+# --- Webhooks (docs/webhooks.md) -------------------------------------------------------------
+# Each attempt POSTs within WEBHOOK_TIMEOUT seconds; a failed one is tried again after the next
+# delay of WEBHOOK_RETRY_SCHEDULE (seconds, the last one repeating) plus up to 20 % jitter, until
+# WEBHOOK_MAX_ATTEMPTS attempts have failed. Like URL ingestion, deliveries refuse hosts on
+# loopback/private/link-local addresses unless WEBHOOK_ALLOW_PRIVATE_NETWORKS, and plain http
+# unless WEBHOOK_ALLOW_HTTP. Beat looks for due retries every WEBHOOK_SWEEP_SECONDS.
+WEBHOOK_TIMEOUT = env_float("WEBHOOK_TIMEOUT", 10.0)
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8)
+WEBHOOK_RETRY_SCHEDULE = [
+    float(s) for s in env_list("WEBHOOK_RETRY_SCHEDULE", ["5", "30", "120", "600", "3600", "14400", "43200"])
+]
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = env_bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
+WEBHOOK_ALLOW_HTTP = env_bool("WEBHOOK_ALLOW_HTTP", default=DEBUG)
+WEBHOOK_SWEEP_SECONDS = env_int("WEBHOOK_SWEEP_SECONDS", 30)
+CELERY_BEAT_SCHEDULE["retry-due-webhooks"] = {
+    "task": "workers.tasks.webhooks_retry_due",  # resolvo.background.WEBHOOKS_RETRY_DUE
+    "schedule": float(WEBHOOK_SWEEP_SECONDS),
+}
+
 # --- The public widget API ----------------------------------------------------------------------
 # CORS only for the widget API, and only for origins some widget allows (checked per widget on
 # every request too; organizations/apps.py answers django-cors-headers' check_request_enabled).
@@ -231,6 +256,12 @@ API_RATE_LIMITS = {
     "visitor": env_str("API_RATE_VISITOR", "30/minute"),
     "ip": env_str("API_RATE_IP", "120/minute"),
     "organization": env_str("API_RATE_ORGANIZATION", "3000/minute"),
+    # The agents' REST API (/api/v1/): per member, all of the member's tokens together.
+    "token": env_str("API_RATE_TOKEN", "600/minute"),
+    # "The customer is typing" notes, per visitor (the widget sends one every 3 s at most).
+    "typing": env_str("API_RATE_TYPING", "40/minute"),
+    # Dashboard sign-in attempts, per client IP (a brute-force brake).
+    "login": env_str("API_RATE_LOGIN", "20/minute"),
 }
 API_EVENTS_STREAM_SECONDS = env_float("API_EVENTS_STREAM_SECONDS", 25.0)
 # Threads that run answers for streaming (each holds a database connection while it works);

@@ -16,8 +16,10 @@ os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 os.environ.setdefault("INGEST_MAX_RETRIES", "1")
 os.environ.setdefault("INGEST_RETRY_BACKOFF", "0")
 os.environ.setdefault("INGEST_FETCH_TIMEOUT", "2")
-# The tests' web servers listen on 127.0.0.1; one test turns this off again to check the refusal.
+# The tests' web servers listen on 127.0.0.1 (plain http); tests of the refusals turn these off again.
 os.environ.setdefault("INGEST_ALLOW_PRIVATE_NETWORKS", "1")
+os.environ.setdefault("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "1")
+os.environ.setdefault("WEBHOOK_ALLOW_HTTP", "1")
 
 from resolvo.settings import *  # noqa: F403
 

@@ -30,6 +30,7 @@ from ingestion.index import DocumentRef, index_documents
 from ingestion.types import Chunk, IngestionError, TransientError
 from resolvo.knowledge import services, vectors
 from resolvo.knowledge.models import Document
+from resolvo.webhooks.services import event_emit
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +117,35 @@ def document_fail(*, document_id: int, message: str, token: int | None = None) -
     rows = Document.objects.filter(pk=document_id)
     if token is not None:
         rows = rows.filter(lease_token=token)
-    rows.update(status=Status.FAILED, error=message, lease_until=None, finished_at=timezone.now())
+    with transaction.atomic():
+        if rows.update(status=Status.FAILED, error=message, lease_until=None, finished_at=timezone.now()):
+            _finished(document_id, "document.failed")
     return IngestOutcome(Status.FAILED)
+
+
+def _finished(document_id: int, event: Literal["document.indexed", "document.failed"]) -> None:
+    """Tell the organization's webhooks that the document reached ``indexed`` or ``failed``.
+    Caller is in the transaction that wrote the status."""
+    doc = Document.objects.select_related("knowledge_base").filter(pk=document_id).first()
+    if doc is not None:
+        event_emit(organization_id=doc.organization_id, type=event, data=document_as_event(doc))
+
+
+def document_as_event(doc: Document) -> dict[str, object]:
+    """A document as webhooks name it."""
+    return {
+        "id": doc.pk,
+        "knowledge_base": doc.knowledge_base_id,
+        "kind": doc.kind,
+        "source": doc.source,
+        "title": doc.title,
+        "url": doc.url,
+        "status": doc.status,
+        "error": doc.error,
+        "chunk_count": doc.chunk_count,
+        "version": doc.version,
+        "finished_at": doc.finished_at.isoformat() if doc.finished_at else None,
+    }
 
 
 def document_delete_run(*, document_id: int) -> bool:
@@ -231,17 +259,20 @@ def _claim(document_id: int) -> Document | _Taken:
     )
     if not claimed:
         # One write on the common path; the cap is only looked at when the claim did not happen.
-        exhausted = claimable.update(
-            status=Status.FAILED,
-            lease_until=None,
-            finished_at=now,
-            lease_token=F("lease_token") + 1,
-            error=(
-                f"Stopped after {settings.INGEST_MAX_ATTEMPTS} attempts: each time, the worker reading this document "
-                "stopped before it finished (it was killed, ran out of memory or was restarted). Try a smaller or "
-                "simpler file, or retry it once the workers are healthy."
-            ),
-        )
+        with transaction.atomic():
+            exhausted = claimable.update(
+                status=Status.FAILED,
+                lease_until=None,
+                finished_at=now,
+                lease_token=F("lease_token") + 1,
+                error=(
+                    f"Stopped after {settings.INGEST_MAX_ATTEMPTS} attempts: each time, the worker reading this "
+                    "document stopped before it finished (it was killed, ran out of memory or was restarted). Try a "
+                    "smaller or simpler file, or retry it once the workers are healthy."
+                ),
+            )
+            if exhausted:
+                _finished(document_id, "document.failed")
         if exhausted:
             return _Taken()
     if claimed:
@@ -310,14 +341,15 @@ def _crawl(doc: Document) -> IngestOutcome:
             for page in pages
         ]
         services.documents_enqueue(document_ids=[d.pk for d in added if d.status == Status.QUEUED])
-        _mine(doc).update(
+        if _mine(doc).update(
             status=Status.INDEXED,
             title=f"Sitemap: {len(pages)} page(s)",
             chunk_count=0,
             chunks_done=0,
             lease_until=None,
             finished_at=timezone.now(),
-        )
+        ):
+            _finished(doc.pk, "document.indexed")
     return IngestOutcome(Status.INDEXED)
 
 
@@ -475,19 +507,22 @@ def _index(prepared: list[_Prepared]) -> dict[int, IngestOutcome]:
         }
     outcomes: dict[int, IngestOutcome] = {}
     for p, result in zip(prepared, results, strict=True):
-        updated = (
-            _mine(p.doc)
-            .filter(status=Status.EMBEDDING)
-            .update(
-                status=Status.INDEXED,
-                indexed_hash=p.doc.content_hash,
-                chunks_done=len(p.chunks),
-                embed_ms=int(result.embed_seconds * 1000),
-                index_ms=int(result.store_seconds * 1000),
-                finished_at=timezone.now(),
-                lease_until=None,
+        with transaction.atomic():
+            updated = (
+                _mine(p.doc)
+                .filter(status=Status.EMBEDDING)
+                .update(
+                    status=Status.INDEXED,
+                    indexed_hash=p.doc.content_hash,
+                    chunks_done=len(p.chunks),
+                    embed_ms=int(result.embed_seconds * 1000),
+                    index_ms=int(result.store_seconds * 1000),
+                    finished_at=timezone.now(),
+                    lease_until=None,
+                )
             )
-        )
+            if updated:
+                _finished(p.doc.pk, "document.indexed")
         if updated:
             outcomes[p.doc.pk] = IngestOutcome(Status.INDEXED, len(p.chunks), result.embedded, result.deleted)
             continue
