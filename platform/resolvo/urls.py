@@ -6,6 +6,7 @@ from django.urls import include, path
 
 from resolvo.api.bundle import widget_bundle
 from resolvo.api.urls import widget_api
+from resolvo.api.v1.api import urls as api_v1_urls
 from resolvo.knowledge.views import section
 
 
@@ -22,4 +23,5 @@ urlpatterns = [
     path("api/widget/v1/", widget_api.urls),
     path("widget/v1/resolvo.js", widget_bundle, name="widget-bundle"),
     path("cited/<str:token>/", section, name="knowledge-section"),
+    path("api/v1/", api_v1_urls()),
 ]

@@ -27,3 +27,23 @@ def events_after(*, conversation: Conversation, seq: int = 0, limit: int = 500) 
 
 def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
     return Message.objects.filter(conversation=conversation).order_by("pk")
+
+
+def conversations_in_organization(
+    *, organization: Organization, status: str = "", channel: str = ""
+) -> QuerySet[Conversation]:
+    """``organization``'s conversations, optionally of one status and channel."""
+    conversations = Conversation.objects.filter(organization=organization).select_related("ticket")
+    if status:
+        conversations = conversations.filter(status=status)
+    if channel:
+        conversations = conversations.filter(channel=channel)
+    return conversations
+
+
+def conversation_in_organization(*, organization: Organization, conversation_id: int) -> Conversation:
+    """Conversation ``conversation_id`` of ``organization`` (any visitor's: agents' reads)."""
+    found = Conversation.objects.filter(pk=conversation_id, organization=organization).select_related("ticket").first()
+    if found is None:
+        raise ConversationNotFound(f"No conversation {conversation_id}.")
+    return found

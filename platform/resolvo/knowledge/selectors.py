@@ -278,3 +278,36 @@ def section_read(*, ref: SectionRef, window: int = 4) -> SectionPage | None:
     before = before[: len(before) - overlap_length(before, cited_text)] if before else ""
     after = after[overlap_length(cited_text, after) :] if after else ""
     return SectionPage(document=document, section=section, before=before, cited=cited_text, after=after)
+
+
+# --- one organization's knowledge bases and documents, by id (the REST API) -----------------------
+
+
+class DocumentNotFound(LookupError):
+    """No such document in this organization (the same answer for another organization's ids)."""
+
+
+def knowledge_bases_in_organization(*, organization: Organization) -> QuerySet[KnowledgeBase]:
+    return KnowledgeBase.objects.filter(organization=organization)
+
+
+def knowledge_base_in_organization(*, organization: Organization, knowledge_base_id: int) -> KnowledgeBase:
+    found = (
+        KnowledgeBase.objects.select_related("organization")
+        .filter(pk=knowledge_base_id, organization=organization)
+        .first()
+    )
+    if found is None:
+        raise KnowledgeBaseNotFound(f"No knowledge base {knowledge_base_id}.")
+    return found
+
+
+def document_in_organization(*, organization: Organization, document_id: int) -> Document:
+    found = (
+        Document.objects.select_related("knowledge_base__organization")
+        .filter(pk=document_id, knowledge_base__organization=organization)
+        .first()
+    )
+    if found is None:
+        raise DocumentNotFound(f"No document {document_id}.")
+    return found

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
-from resolvo.organizations.models import Membership, Organization, Widget
+from resolvo.organizations.models import ApiToken, Membership, Organization, Widget
 
 
 class OrganizationNotFound(LookupError):
@@ -87,3 +87,52 @@ def origin_allowed_anywhere(*, origin: str) -> bool:
     """True when some active widget allows ``origin`` (answers CORS preflights, which carry no key)."""
     wanted = origin.rstrip("/").lower()
     return any(wanted in w.origins for w in Widget.objects.filter(active=True, allowed_origins__icontains=wanted))
+
+
+# --- personal API tokens: the REST API's door ------------------------------------------------------
+
+API_TOKEN_TOUCH_SECONDS = 60
+"""``last_used_at`` is written at most this often per token (not one UPDATE per request)."""
+
+
+def membership_for_api_token(*, raw: str) -> Membership | None:
+    """The membership an API token acts as, or None for an unknown, revoked or malformed token
+    (or one whose member was deactivated). The token's organization and role are the member's.
+
+    Looked up by the token's SHA-256 (a unique index), so the time taken does not depend on how
+    much of a guessed token is right; ``last_used_at`` is kept to the minute."""
+    import hmac
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from resolvo.organizations.services import API_TOKEN_PREFIX, api_token_hash
+
+    if not raw or len(raw) > 200 or not raw.startswith(API_TOKEN_PREFIX):
+        return None
+    digest = api_token_hash(raw)
+    token = (
+        ApiToken.objects.select_related("membership__organization", "membership__user")
+        .filter(token_hash=digest, revoked_at__isnull=True)
+        .first()
+    )
+    if token is None or not hmac.compare_digest(token.token_hash, digest):
+        return None
+    membership = token.membership
+    if not membership.user.is_active:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or token.last_used_at < now - timedelta(seconds=API_TOKEN_TOUCH_SECONDS):
+        stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - timedelta(seconds=API_TOKEN_TOUCH_SECONDS))
+        ApiToken.objects.filter(stale, pk=token.pk).update(last_used_at=now)
+    return membership
+
+
+def api_tokens_of(*, membership: Membership) -> QuerySet[ApiToken]:
+    """A member's tokens, newest first (revoked ones too, marked)."""
+    return ApiToken.objects.filter(membership=membership).order_by("-created_at", "-pk")
+
+
+def api_token_in_organization(*, organization: Organization, token_id: int) -> ApiToken | None:
+    """Token ``token_id`` of one of ``organization``'s members, or None (another tenant's too)."""
+    return ApiToken.objects.filter(pk=token_id, membership__organization=organization).first()

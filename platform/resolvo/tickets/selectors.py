@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from resolvo.conversations.models import Message
 from resolvo.organizations.models import Membership, Organization
-from resolvo.tickets.models import Ticket, TicketChange, TicketNote
+from resolvo.tickets.models import Contact, Ticket, TicketChange, TicketNote
 
 OPEN = "open"
 """The status filter for everything still to do: new, open and pending."""
@@ -85,7 +85,8 @@ def _search(tickets: QuerySet[Ticket], q: str) -> QuerySet[Ticket]:
     if connection.vendor == "postgresql":
         from django.contrib.postgres.search import SearchQuery, SearchVector
 
-        return tickets.annotate(_fts=SearchVector("search_text", config="simple")).filter(
+        # alias, not annotate: the vector is only filtered on, never computed into the SELECT list
+        return tickets.alias(_fts=SearchVector("search_text", config="simple")).filter(
             _fts=SearchQuery(q, config="simple", search_type="websearch")
         )
     for word in q.split():
@@ -127,7 +128,8 @@ def tickets_for_inbox(*, organization: Organization, user: Any, filters: InboxFi
         tickets = tickets.order_by("first_response_due", "resolution_due", "-updated_at")
     else:
         tickets = tickets.order_by(SORTS[filters.sort], "-pk")
-    return tickets.select_related("contact", "assignee").prefetch_related("tags")
+    # search_text (the whole thread, up to 200,000 characters) is never shown in a row.
+    return tickets.defer("search_text").select_related("contact", "assignee").prefetch_related("tags")
 
 
 def inbox_counts(*, organization: Organization, user: Any) -> dict[str, int]:
@@ -175,3 +177,38 @@ def ticket_changes(*, ticket: Ticket, limit: int = 50) -> list[TicketChange]:
 
 def members_of(*, organization: Organization) -> QuerySet[Membership]:
     return Membership.objects.filter(organization=organization).select_related("user").order_by("user__username")
+
+
+# --- one organization's tickets and contacts, by id (the REST API: the token's organization) -----
+
+
+class ContactNotFound(LookupError):
+    """No such contact in this organization (the same answer for another organization's ids)."""
+
+
+def ticket_in_organization(*, organization: Organization, ticket_id: int) -> Ticket:
+    """Ticket ``ticket_id`` of ``organization``; TicketNotFound otherwise."""
+    found = (
+        Ticket.objects.filter(pk=ticket_id, organization=organization)
+        .select_related("organization", "conversation", "contact", "assignee")
+        .prefetch_related("tags")
+        .first()
+    )
+    if found is None:
+        raise TicketNotFound(f"No ticket {ticket_id}.")
+    return found
+
+
+def contacts_in_organization(*, organization: Organization, q: str = "") -> QuerySet[Contact]:
+    """``organization``'s contacts; ``q`` matches name, email or external id (a substring)."""
+    contacts = Contact.objects.filter(organization=organization)
+    if q:
+        contacts = contacts.filter(Q(name__icontains=q) | Q(email__icontains=q) | Q(external_id__icontains=q))
+    return contacts
+
+
+def contact_in_organization(*, organization: Organization, contact_id: int) -> Contact:
+    found = Contact.objects.filter(pk=contact_id, organization=organization).first()
+    if found is None:
+        raise ContactNotFound(f"No contact {contact_id}.")
+    return found
