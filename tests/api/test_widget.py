@@ -299,3 +299,16 @@ def test_the_openapi_schema_documents_the_widget_api(db: None) -> None:
         "/api/widget/v1/messages/{message_id}/feedback",
         "/api/widget/v1/conversations/{conversation_id}/csat",
     } <= paths
+
+
+def test_typing_reaches_only_the_visitors_own_conversation_and_is_limited(visitor: WidgetClient, settings: Any) -> None:
+    from resolvo.api import ratelimit
+
+    settings.API_RATE_LIMITS = {**settings.API_RATE_LIMITS, "typing": "2/minute"}
+    ratelimit.reset()
+    mine = visitor.post("/conversations").json()["id"]
+    codes = [visitor.post(f"/conversations/{mine}/typing").status_code for _ in range(3)]
+    assert codes == [204, 204, 429]
+    stranger = WidgetClient(visitor.key)
+    stranger.boot()
+    assert stranger.post(f"/conversations/{mine}/typing").status_code == 404

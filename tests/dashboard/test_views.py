@@ -4,6 +4,7 @@ never a glimpse of another organization."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from django.db import connection
 from django.test import Client
@@ -25,6 +26,22 @@ def test_signing_in_lands_on_the_inbox_and_strangers_go_to_the_login(desk: Desk)
     assert login.get("/app/").status_code == 302
     assert login.get("/app/inbox/").status_code == 200
     assert anonymous.get("/app/inbox/live/").status_code == 403
+
+
+def test_sign_in_attempts_are_limited_per_address(desk: Desk, settings: Any) -> None:
+    from resolvo.api import ratelimit
+
+    settings.API_RATE_LIMITS = {**settings.API_RATE_LIMITS, "login": "3/minute"}
+    ratelimit.reset()
+    client = Client()
+    codes = [client.post("/app/login/", {"username": "sam", "password": "wrong"}).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    limited = client.post("/app/login/", {"username": "sam", "password": "pw"})
+    assert (
+        limited.status_code == 429
+        and int(limited["Retry-After"]) >= 1
+        and "Too many requests" in limited.content.decode()
+    )
 
 
 def test_the_inbox_lists_handoffs_with_counts_and_filters(desk: Desk) -> None:
@@ -143,20 +160,31 @@ def test_every_dashboard_url_answers_404_for_another_organizations_ids(desk: Des
     theirs = other_desk.handoff("Their private question")
     draft = Draft.objects.create(ticket=theirs, author=other_desk.agent, question="q", text="secret draft")
     trace_id = _a_trace(other_desk)
-    ids = {"ticket_id": theirs.pk, "draft_id": draft.pk, "trace_id": trace_id}
+    from resolvo.organizations.models import Membership
+
+    membership = Membership.objects.get(user=other_desk.agent)
+    ids = {
+        "ticket_id": theirs.pk,
+        "draft_id": draft.pk,
+        "trace_id": trace_id,
+        "membership_id": membership.pk,
+        "token": "not-an-invitation",
+    }
     swept = 0
     for pattern in urls.urlpatterns:
         names = list(pattern.pattern.converters)  # type: ignore[attr-defined]
         if not names:
             continue
         url = reverse(f"dashboard:{pattern.name}", kwargs={n: ids[n] for n in names})
-        response = desk.client.get(url) if pattern.name in ("ticket", "trace", "ticket-live") else desk.client.post(url)
+        reads = ("ticket", "trace", "ticket-live", "invitation")
+        response = desk.client.get(url) if pattern.name in reads else desk.client.post(url, {"available": "0"})
         assert response.status_code == 404, (url, response.status_code)
         swept += 1
     assert swept >= 10
     theirs.refresh_from_db()
     assert theirs.status == "new" and not theirs.notes.exists()
     assert Draft.objects.get(pk=draft.pk).outcome == "pending"
+    assert Membership.objects.get(pk=membership.pk).available is True
 
 
 def test_forms_need_the_csrf_token(desk: Desk) -> None:

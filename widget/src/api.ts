@@ -87,6 +87,11 @@ export class ApiClient {
     await this.request(`/messages/${messageId}/feedback`, { method: "POST", body: { rating } });
   }
 
+  /** The customer is typing (the agent sees it); best effort, callers throttle it. */
+  async typing(conversationId: number): Promise<void> {
+    await this.request(`/conversations/${conversationId}/typing`, { method: "POST" });
+  }
+
   async csat(conversationId: number, score: number, comment: string): Promise<void> {
     await this.request(`/conversations/${conversationId}/csat`, { method: "POST", body: { score, comment } });
   }

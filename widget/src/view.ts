@@ -20,6 +20,7 @@ export interface ViewActions {
   handoff(): Promise<boolean>;
   feedback(messageId: number, rating: "up" | "down"): Promise<void>;
   csat(score: number, comment: string): Promise<void>;
+  typing(): void;
 }
 
 type Vars = Record<string, string | number>;
@@ -159,6 +160,7 @@ export class ChatView {
     this.input.addEventListener("input", () => {
       this.autosize();
       this.updateSendButton();
+      if (this.input.value.trim()) this.actions.typing();
     });
 
     this.panel = h(

@@ -32,6 +32,8 @@ interface Current {
 
 const BOOT_ATTEMPTS = 4;
 const TYPING_MS = 8000;
+/** At most one "customer is typing" note this often, and only while a person has the conversation. */
+const TYPED_EVERY_MS = 3000;
 
 export class Widget {
   private readonly api: ApiClient;
@@ -50,6 +52,7 @@ export class Widget {
   private booting: Promise<void> | null = null;
   private openWhenReady = false;
   private typingTimer: ReturnType<typeof setTimeout> | undefined;
+  private typedAt = 0;
 
   constructor(
     private readonly publicKey: string,
@@ -185,6 +188,7 @@ export class Widget {
         handoff: () => this.handoff(),
         feedback: (id, rating) => this.feedback(id, rating),
         csat: (score, comment) => this.csat(score, comment),
+        typing: () => this.typed(),
       },
       this.linkBase,
     );
@@ -297,6 +301,15 @@ export class Widget {
         break;
       }
     }
+  }
+
+  /** The customer types: tell the agent (people only; the assistant does not need to know). */
+  private typed(): void {
+    const c = this.conversation;
+    const now = Date.now();
+    if (!c || (c.status !== "waiting_human" && c.status !== "human") || now - this.typedAt < TYPED_EVERY_MS) return;
+    this.typedAt = now;
+    this.api.typing(c.id).catch(() => undefined);
   }
 
   private typing(on: boolean): void {

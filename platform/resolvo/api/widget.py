@@ -342,6 +342,23 @@ def feedback(request: HttpRequest, message_id: int, body: FeedbackIn) -> tuple[i
     return 204, None
 
 
+@router.post(
+    "/conversations/{conversation_id}/typing",
+    response={204: None},
+    auth=VisitorAuth(),
+    summary="The customer is typing (shown to the agent); send at most every few seconds",
+)
+def typing(request: HttpRequest, conversation_id: int) -> tuple[int, None]:
+    visitor: Visitor = request.auth  # type: ignore[attr-defined]
+    conversation = _conversation(request, conversation_id)
+    try:
+        ratelimit.check(typing=visitor.visitor_id)
+    except ratelimit.RateLimited as exc:
+        raise RateLimitedError(exc.retry_after, str(exc)) from None
+    conversations.conversation_typing(conversation=conversation, role="customer")
+    return 204, None
+
+
 @router.post("/conversations/{conversation_id}/csat", response={204: None}, auth=VisitorAuth())
 def csat(request: HttpRequest, conversation_id: int, body: CsatIn) -> tuple[int, None]:
     conversation = _conversation(request, conversation_id)

@@ -1,17 +1,13 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from resolvo.dashboard import views
+from resolvo.dashboard import team, views
 
 app_name = "dashboard"
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path(
-        "login/",
-        auth_views.LoginView.as_view(template_name="dashboard/login.html", redirect_authenticated_user=True),
-        name="login",
-    ),
+    path("login/", views.SignIn.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("switch/", views.switch, name="switch"),
     path("inbox/", views.inbox, name="inbox"),
@@ -26,4 +22,8 @@ urlpatterns = [
     path("tickets/<int:ticket_id>/drafts/", views.draft_create, name="draft-create"),
     path("tickets/<int:ticket_id>/drafts/<int:draft_id>/discard/", views.draft_discard, name="draft-discard"),
     path("traces/<int:trace_id>/", views.trace, name="trace"),
+    path("team/", team.team, name="team"),
+    path("team/<int:membership_id>/", team.member_change, name="member"),
+    path("invitations/<str:token>/", team.invitation, name="invitation"),
+    path("tokens/", team.tokens, name="tokens"),
 ]

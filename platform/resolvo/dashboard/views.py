@@ -17,6 +17,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
 from django.core.paginator import Paginator
 from django.http import (
     Http404,
@@ -31,6 +32,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from resolvo import live
 from resolvo.answers.models import AnswerTrace
+from resolvo.api import ratelimit
 from resolvo.api.streaming import frames_from_thread
 from resolvo.conversations import services as conversations
 from resolvo.dashboard.context import SESSION_KEY, Desk, desk_for
@@ -38,6 +40,22 @@ from resolvo.tickets import selectors, services
 from resolvo.tickets.models import CannedResponse, Draft, Ticket
 
 PAGE_SIZE = 25
+
+
+class SignIn(LoginView):
+    """Django's sign-in, with a limit on attempts per client IP (429 with Retry-After)."""
+
+    template_name = "dashboard/login.html"
+    redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            ratelimit.check(login=str(request.META.get("REMOTE_ADDR") or "unknown"))
+        except ratelimit.RateLimited as exc:
+            response = render(request, self.template_name, {"form": self.get_form(), "limited": str(exc)}, status=429)
+            response["Retry-After"] = str(exc.retry_after)
+            return response
+        return super().post(request, *args, **kwargs)
 
 
 def _refused(request: HttpRequest, ticket: Ticket, exc: Exception) -> HttpResponse:
