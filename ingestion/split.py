@@ -421,7 +421,6 @@ def _word_runs(min_chars: int) -> re.Pattern[str]:
     return re.compile(f"[^{boundary}]{{{min_chars},}}")
 
 
-
 def overlap_length(before: str, after: str, *, longest: int = 2000) -> int:
     """How many characters ``after`` starts with that ``before`` ends with (the splitter's
     overlap between consecutive chunks); 0 below a dozen characters, which is coincidence."""

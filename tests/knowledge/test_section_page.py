@@ -66,7 +66,9 @@ def test_a_citation_without_url_opens_the_cited_section_with_its_neighbours(make
 def test_html_in_the_cited_text_shows_as_text(make_kb: Any, vector_store: Any) -> None:
     kb = make_kb("acme")
     _indexed(kb, "hub.txt", "Wipe the hub with a dry cloth; never use acetone on the <script>alert(1)</script> casing.")
-    hit = next(h for h in chunks_search(knowledge_base=kb, query="acetone solvents cleaning", limit=3) if "acetone" in h.text)
+    hit = next(
+        h for h in chunks_search(knowledge_base=kb, query="acetone solvents cleaning", limit=3) if "acetone" in h.text
+    )
     html = Client().get(_path(hit.url)).content.decode()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert" not in html
 
