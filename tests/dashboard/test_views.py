@@ -211,3 +211,14 @@ def _a_trace(desk: Desk) -> int:
     return AnswerTrace.objects.create(
         organization=desk.kb.organization, knowledge_base=desk.kb, question="private question", answer="private"
     ).pk
+
+
+def test_a_long_thread_opens_at_its_end_with_a_link_to_the_rest(desk: Desk) -> None:
+    from resolvo.dashboard.views import THREAD_LATEST
+
+    ticket = desk.handoff("first question", then=tuple(f"follow-up {i:03d}" for i in range(THREAD_LATEST + 5)))
+    page = desk.client.get(f"/app/tickets/{ticket.pk}/").content.decode()
+    assert "Show the earlier messages" in page and "<div class=\"body\">first question</div>" not in page
+    assert f"follow-up {THREAD_LATEST + 4:03d}" in page and page.count('class="msg ') == THREAD_LATEST
+    whole = desk.client.get(f"/app/tickets/{ticket.pk}/?thread=all").content.decode()
+    assert "<div class=\"body\">first question</div>" in whole and "Show the earlier messages" not in whole

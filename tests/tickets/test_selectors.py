@@ -97,7 +97,8 @@ def inbox(make_kb: Any) -> Inbox:
 @pytest.mark.parametrize(
     ("status", "expected"),
     [
-        ("open", {"new", "mine", "pending", "breached"}),
+        ("todo", {"new", "mine", "pending", "breached"}),
+        ("open", {"mine"}),
         ("new", {"new", "breached"}),
         ("pending", {"pending"}),
         ("resolved", {"resolved"}),
@@ -106,7 +107,8 @@ def inbox(make_kb: Any) -> Inbox:
     ],
 )
 def test_status_groups(inbox: Inbox, status: str, expected: set[str]) -> None:
-    # "open" is the group of everything still to do (new, open, pending), as the inbox's tab.
+    # "todo" is the group of everything still to do (new, open, pending), as the inbox's tab;
+    # "open" is the one status.
     assert set(inbox.names(status=status)) == expected
 
 
@@ -218,7 +220,7 @@ def test_sorts(inbox: Inbox) -> None:
 def test_inbox_counts_in_one_query(inbox: Inbox, django_assert_num_queries: Any) -> None:
     with django_assert_num_queries(1):
         counts = selectors.inbox_counts(organization=inbox.org, user=inbox.me)
-    assert counts == {"open": 4, "mine": 1, "unassigned": 2, "breached": 1, "resolved": 1, "all": 6}
+    assert counts == {"todo": 4, "mine": 1, "unassigned": 2, "breached": 1}
     assert selectors.inbox_counts(organization=inbox.org, user=inbox.grace)["mine"] == 1
 
 

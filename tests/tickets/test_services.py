@@ -218,7 +218,7 @@ def test_a_customer_writing_to_a_pending_ticket_reopens_it(kb: Any, agent: Any) 
     assert changes(ticket, "status")[-1] == (None, S.PENDING, S.OPEN)
     # An open ticket stays open (no extra audit line).
     conversations.message_receive(conversation=ticket.conversation, text="Any news?")
-    assert fresh(ticket).status == S.OPEN and len(changes(ticket, "status")) == 2
+    assert fresh(ticket).status == S.OPEN and len(changes(ticket, "status")) == 3  # reply, pending, customer
 
 
 def test_notes_are_internal_and_audited(kb: Any, agent: Any) -> None:
@@ -317,13 +317,14 @@ def test_status_changes_keep_the_conversation_in_step(kb: Any, agent: Any) -> No
     assert fresh(ticket).conversation.status == C.HUMAN  # a person owns it again: the bot stays silent
 
     assert changes(ticket, "status") == [
+        (agent.pk, S.NEW.value, S.OPEN.value),  # the reply
         (agent.pk, S.OPEN.value, S.RESOLVED.value),
         (agent.pk, S.RESOLVED.value, S.CLOSED.value),
         (agent.pk, S.CLOSED.value, S.OPEN.value),
     ]
     # The same status again is no change; an unknown one is refused.
     services.ticket_set_status(ticket=ticket, actor=agent, status=S.OPEN)
-    assert len(changes(ticket, "status")) == 3
+    assert len(changes(ticket, "status")) == 4
     with pytest.raises(TicketRefused, match="Unknown status"):
         services.ticket_set_status(ticket=ticket, actor=agent, status="done")
 
@@ -472,3 +473,19 @@ def test_every_service_refuses_someone_outside_the_organization(
     assert TicketChange.objects.filter(ticket=ticket).count() == log_before
     assert Message.objects.count() == messages_before and not TicketNote.objects.exists()
     assert not Draft.objects.exclude(outcome=Draft.Outcome.PENDING).exists()
+
+
+def test_a_reply_on_a_resolved_ticket_reopens_it_with_its_conversation(make_kb: Any) -> None:
+    kb = make_kb("acme")
+    agent = get_user_model().objects.create_user("rosa", "rosa@example.com", "pw")
+    membership_set(organization=kb.organization, user=agent, role="agent")
+    conversation = conversations.conversation_start(organization=kb.organization, knowledge_bases=[kb], visitor_id="v")
+    conversations.message_receive(conversation=conversation, text="Help")
+    ticket = conversations.conversation_handoff(conversation=conversation, trigger="customer_asked")
+    services.ticket_set_status(ticket=ticket, actor=agent, status="resolved")
+    services.ticket_reply(ticket=ticket, agent=agent, text="One more thing: the firmware update is out.")
+    ticket.refresh_from_db()
+    conversation.refresh_from_db()
+    assert ticket.status == "open" and ticket.resolved_at is None and conversation.status == "human"
+    last = ticket.changes.filter(field="status").order_by("-pk").first()
+    assert last is not None and (last.before, last.after) == ("resolved", "open")

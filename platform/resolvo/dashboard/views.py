@@ -40,6 +40,8 @@ from resolvo.tickets import selectors, services
 from resolvo.tickets.models import CannedResponse, Draft, Ticket
 
 PAGE_SIZE = 25
+THREAD_LATEST = 100
+"""A ticket page shows the latest messages of a long thread, with a link to the rest."""
 
 
 class SignIn(LoginView):
@@ -130,6 +132,9 @@ def inbox(request: HttpRequest) -> HttpResponse:
 
 
 def _ticket_context(request: HttpRequest, ticket: Ticket, desk: Desk) -> dict[str, Any]:
+    whole = request.GET.get("thread") == "all"
+    thread = selectors.ticket_thread(ticket=ticket, latest=None if whole else THREAD_LATEST + 1)
+    earlier = not whole and len(thread) > THREAD_LATEST
     canned = [
         (c, services.canned_render(canned=c, ticket=ticket, agent=request.user))
         for c in CannedResponse.objects.filter(organization=ticket.organization).order_by("title")
@@ -137,7 +142,8 @@ def _ticket_context(request: HttpRequest, ticket: Ticket, desk: Desk) -> dict[st
     return {
         "desk": desk,
         "ticket": ticket,
-        "thread": selectors.ticket_thread(ticket=ticket),
+        "thread": thread[1:] if earlier else thread,
+        "earlier": earlier,
         "notes": selectors.ticket_notes(ticket=ticket),
         "changes": selectors.ticket_changes(ticket=ticket),
         "members": selectors.members_of(organization=ticket.organization),

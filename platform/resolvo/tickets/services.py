@@ -71,12 +71,16 @@ def ticket_reply(*, ticket: Ticket, agent: Any, text: str, draft: Draft | None =
     changes: dict[str, Any] = {"updated_at": now}
     if locked.first_response_at is None:
         changes["first_response_at"] = now
-    if locked.status in (Status.NEW, Status.PENDING):
+    if locked.status != Status.OPEN:  # a reply also reopens a resolved or closed ticket, as its conversation
         changes["status"] = Status.OPEN
+        changes["resolved_at"] = None
     if locked.assignee_id is None:
         changes["assignee"] = agent
+    before = locked.status
     Ticket.objects.filter(pk=locked.pk).update(**changes)
     locked.refresh_from_db()
+    if before != locked.status:
+        intake.ticket_changed(locked, field="status", actor=agent, before=before, after=locked.status)
     intake.ticket_changed(locked, field="reply", actor=agent, after=message.text[:200])
     if draft is not None:
         draft_decide(draft=draft, agent=agent, outcome=None, final_text=message.text, message=message)

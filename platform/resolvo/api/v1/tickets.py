@@ -40,7 +40,7 @@ SORT_KEYS = {"updated": ("-updated_at", "-id"), "oldest": ("updated_at", "id"), 
 
 @router.get("/tickets", response={200: Page[TicketOut], **ERRORS}, summary="List tickets")
 def ticket_list(request: HttpRequest, filters: Query[TicketFilters], page: Query[PageParams]) -> dict[str, Any]:
-    """Filters as in the dashboard's inbox; the default status is ``all`` (``open`` is new, open
+    """Filters as in the dashboard's inbox; the default status is ``all`` (``todo`` is new, open
     and pending together)."""
     caller = member(request)
     inbox = InboxFilter(
