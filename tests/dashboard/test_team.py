@@ -29,6 +29,7 @@ def test_an_admin_invites_and_the_invitee_joins_once(make_kb: object) -> None:
     assert joined.status_code == 302 and joined["Location"] == "/app/inbox/"
     member = Membership.objects.get(user__username="newbie")
     assert member.organization == admin.kb.organization and member.role == "agent"
+    assert not member.user.is_staff  # agents work tickets in the dashboard, not the admin
     assert visitor.get("/app/inbox/").status_code == 200  # signed in
     again = Client().post(link.group(0), {"username": "other", "password": "a-long-passphrase-42"})
     assert again.status_code == 404 and not get_user_model().objects.filter(username="other").exists()
@@ -49,7 +50,8 @@ def test_agents_cannot_invite_or_change_roles_and_the_last_owner_stays(desk: Des
     response = owner.client.post(f"/app/team/{only.pk}/", {"role": "agent"}, follow=True)
     assert "at least one owner" in response.content.decode()
     owner.client.post(f"/app/team/{mine.pk}/", {"role": "admin"})
-    assert Membership.objects.get(pk=mine.pk).role == "admin"
+    promoted = Membership.objects.select_related("user").get(pk=mine.pk)
+    assert promoted.role == "admin" and promoted.user.is_staff  # admins manage knowledge in the admin
 
 
 def test_team_urls_of_another_organization_answer_404(desk: Desk, other_desk: Desk) -> None:

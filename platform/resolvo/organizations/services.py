@@ -179,6 +179,9 @@ def invitation_accept(*, raw: str, username: str, password: str, name: str = "")
         raise TeamRefused(f"The username {username!r} is taken.")
     first, _, last = " ".join((name or "").split()).partition(" ")
     user = User(username=username, email=invitation.email, first_name=first[:150], last_name=last[:150])
+    # Owners and admins manage knowledge and settings in the admin, which needs staff status
+    # (what they see there is still only their organization's: TenantScopedAdmin).
+    user.is_staff = invitation.role in (Membership.Role.OWNER, Membership.Role.ADMIN)
     try:
         validate_password(password, user)
     except ValidationError as exc:
@@ -207,6 +210,8 @@ def membership_change(
         if locked.role == Membership.Role.OWNER and _last_owner(locked):
             raise TeamRefused("The organization needs at least one owner.")
         locked.role = role
+        if role in (Membership.Role.OWNER, Membership.Role.ADMIN) and not locked.user.is_staff:
+            type(locked.user).objects.filter(pk=locked.user_id).update(is_staff=True)
     if available is not None:
         if not self_service:
             _manager(locked.organization, by)
