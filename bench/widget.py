@@ -9,7 +9,8 @@ set one after another, reading every streamed answer. Two backends, in the same 
 For each: p50/p95 time to response headers (first byte) and to the first token event, answers
 per second, errors (the bar is 0), and the platform process's peak memory. Then the bare backend
 at the same concurrency (the same prompts, straight to it), so the platform's overhead before the
-first token is its TTFT minus the bare backend's, and a ratio of the two.
+first token is its TTFT minus the bare backend's, and a ratio of the two. Last, where the time
+before the first token goes, stage by stage (see ``breakdown``; results in docs/widget.md).
 
 The platform runs as it ships: the embedded mode (SQLite, the in-process Qdrant engine) under
 uvicorn in a subprocess, loaded with the demo help centre by ``manage.py demo``.
@@ -175,10 +176,18 @@ async def visitor(client: httpx.AsyncClient, key: str, messages: int, n: int, ou
                 async for line in response.aiter_lines():
                     if line.startswith("event: "):
                         event = line[7:]
+                        now = (time.perf_counter() - started) * 1000
+                        if event == "message":
+                            out["message"].append(now)  # the answer's thread has started
+                        elif event == "sources":
+                            out["sources"].append(now)
                         if event in ("token", "error") and first is None:
-                            first = (time.perf_counter() - started) * 1000
+                            first = now
                     elif line.startswith("data: ") and event == "error":
                         out["errors"].append(1)
+                    elif line.startswith("data: ") and event == "done":
+                        for stage, ms in json.loads(line[6:]).get("timings", {}).items():
+                            out.setdefault(f"engine.{stage}", []).append(float(ms))
                 if first is not None:
                     out["ttft"].append(first)
                 out["answers"].append(1)
@@ -191,7 +200,7 @@ async def visitor(client: httpx.AsyncClient, key: str, messages: int, n: int, ou
 
 
 async def load(base: str, key: str, visitors: int, messages: int) -> tuple[dict[str, list[float]], float]:
-    out: dict[str, list[float]] = {"ttfb": [], "ttft": [], "answers": [], "errors": []}
+    out: dict[str, list[float]] = {"ttfb": [], "message": [], "sources": [], "ttft": [], "answers": [], "errors": []}
     limits = httpx.Limits(max_connections=visitors * 2, max_keepalive_connections=visitors)
     async with httpx.AsyncClient(base_url=base, headers={"Origin": ORIGIN}, timeout=600, limits=limits) as client:
         started = time.perf_counter()
@@ -256,6 +265,34 @@ def run_case(name: str, data_dir: str, *, base_url: str, model: str, args: argpa
             f"  ratio platform TTFT / bare TTFT (p50): {statistics.median(out['ttft']) / statistics.median(bare_ttft):.2f}"
         )
     print(f"  platform peak memory {peak:.0f} MB")
+    breakdown(out)
+
+
+# Where the time before the first token goes. Client-side marks are measured from the send;
+# ``engine.*`` are the engine's own stage timings (AnswerTrace.timings, sent in ``done``):
+# ``engine.first_token`` runs from the engine's start, so the first-token time minus it is what
+# came before the engine (request handling, waiting for a stream thread, loading the history).
+STAGES = [
+    ("first byte (response headers)", "ttfb"),
+    ("first frame (answer thread started)", "message"),
+    ("sources sent (retrieval done)", "sources"),
+    ("first token", "ttft"),
+    ("engine: condense", "engine.condense"),
+    ("engine: retrieve (embed + search)", "engine.retrieve"),
+    ("engine: build prompt", "engine.prompt"),
+    ("engine: start -> first token", "engine.first_token"),
+    ("engine: generate (whole answer)", "engine.generate"),
+    ("engine: generate + verify", "engine.verify"),
+    ("engine: total", "engine.total"),
+]
+
+
+def breakdown(out: dict[str, list[float]]) -> None:
+    print("  per stage, ms               p50       p95       max")
+    for label, key in STAGES:
+        values = out.get(key) or []
+        if values:
+            print(f"    {label:<36} {pct(values, 50):8.1f}  {pct(values, 95):8.1f}  {max(values):8.1f}")
 
 
 def main() -> None:

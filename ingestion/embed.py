@@ -7,9 +7,13 @@ name or local path (``EMBEDDING_MODEL``); with ``HF_HUB_OFFLINE=1`` it must alre
 
 from __future__ import annotations
 
+import os
 import re
 import threading
+import time
+from collections import OrderedDict, deque
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -112,3 +116,158 @@ def get_embedder(name: str = BUNDLED_MINILM, *, device: str = "cpu") -> Embedder
         if key not in _instances:
             _instances[key] = Embedder(name, device=device)
         return _instances[key]
+
+
+# --- coalescing concurrent requests ----------------------------------------------------------
+
+
+@dataclass
+class _Request:
+    texts: list[str]
+    queued: float = field(default_factory=time.monotonic)
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Vectors | None = None
+    error: BaseException | None = None
+
+
+class CoalescingEmbedder:
+    """Many small concurrent encode requests served by shared model calls (micro-batching).
+
+    Under load, many answer threads each embed one question, or a few answer sentences, at the
+    same moment. One ``encode`` call each pays the model's fixed cost per call every time, and
+    several calls at once run several torch intra-op thread pools over the same cores, which
+    then wait on each other. Here one worker thread makes every model call: a request waits in
+    a queue; the worker takes what is queued (up to ``max_texts`` texts), *urgent* requests
+    (a question to retrieve for: the customer is waiting for the first token) before the
+    others (checking an answer already streamed, which go in parts of ``max_texts // 8``),
+    encodes them in one call and hands each caller its own rows. A background part that has
+    waited ``max_background_wait_s`` goes next anyway: the thread waiting for it holds a place
+    that new answers may be queueing for. A request that finds the worker idle waits at most
+    ``wait_s`` for others to join it; one that arrives while the worker is busy joins the next
+    batch.
+
+    The vectors are those of :meth:`Embedder.embed_documents` for the same texts (a text's
+    vector does not depend on the rest of its batch; padding is masked), to float rounding.
+    Thread-safe; the worker starts on first use (again in a forked child).
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        *,
+        max_texts: int = 64,
+        wait_s: float = 0.002,
+        max_background_wait_s: float = 0.5,
+        known_texts: int = 20000,
+    ) -> None:
+        if max_texts < 1:
+            raise ValueError(f"max_texts must be at least 1, got {max_texts}")
+        self.embedder = embedder
+        self.max_texts = max_texts
+        self.wait_s = wait_s
+        self.max_background_wait_s = max_background_wait_s
+        self.known_texts = known_texts
+        self._known: OrderedDict[str, Vectors] = OrderedDict()
+        self._known_lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._urgent: deque[_Request] = deque()
+        self._background: deque[_Request] = deque()
+        self._worker_pid: int | None = None
+        self.batches = 0
+        """Model calls made so far (for tests and benchmarks)."""
+
+    def embed_query(self, text: str) -> Vectors:
+        """One urgent vector (a question about to be answered)."""
+        row: Vectors = self.embed_documents([text], urgent=True)[0]
+        return row
+
+    def embed_documents(self, texts: Sequence[str], *, urgent: bool = False) -> Vectors:
+        """Unit-length float32 vectors, one row per text, in input order."""
+        if not texts:
+            return self.embedder.embed_documents([])
+        # A long background request goes in parts, so that a question arriving meanwhile waits
+        # for one part at most, not for the whole request.
+        size = self.max_texts if urgent else max(1, self.max_texts // 8)
+        texts = list(texts)
+        parts = [_Request(texts[i : i + size]) for i in range(0, len(texts), size)]
+        with self._cond:
+            self._start_worker()
+            (self._urgent if urgent else self._background).extend(parts)
+            self._cond.notify()
+        for part in parts:
+            part.done.wait()
+            if part.error is not None:
+                raise part.error
+        results = [part.result for part in parts if part.result is not None]
+        return results[0] if len(results) == 1 else np.concatenate(results)
+
+    def embed_known(self, texts: Sequence[str]) -> Vectors:
+        """Vectors for texts of the knowledge base itself (its passages' sentences), which recur
+        from answer to answer: the most recent ``known_texts`` are kept (least recently used
+        out) and only the others are embedded, as a background request. Not for what customers
+        or models write."""
+        rows: list[Vectors | None] = []
+        with self._known_lock:
+            for text in texts:
+                row = self._known.get(text)
+                if row is not None:
+                    self._known.move_to_end(text)
+                rows.append(row)
+        missing = list(dict.fromkeys(t for t, row in zip(texts, rows, strict=True) if row is None))
+        if not missing:
+            return np.stack(rows) if rows else self.embedder.embed_documents([])  # type: ignore[arg-type]
+        fresh = dict(zip(missing, self.embed_documents(missing), strict=True))
+        with self._known_lock:
+            for text, row in fresh.items():
+                self._known[text] = row
+                self._known.move_to_end(text)
+            while len(self._known) > self.known_texts:
+                self._known.popitem(last=False)
+        return np.stack([row if row is not None else fresh[t] for t, row in zip(texts, rows, strict=True)])
+
+    # -- the worker ---------------------------------------------------------------------------
+
+    def _start_worker(self) -> None:
+        """Caller holds ``self._cond``."""
+        if self._worker_pid != os.getpid():  # first use, or a forked child (threads don't survive fork)
+            self._urgent, self._background = deque(), deque()
+            self._worker_pid = os.getpid()
+            threading.Thread(target=self._run, name="embed-batcher", daemon=True).start()
+
+    def _take(self) -> list[_Request]:
+        """The next batch: urgent requests, unless there are none or the oldest background
+        part has waited too long, in arrival order, up to ``max_texts`` texts (always at least
+        one request). Caller holds ``self._cond``."""
+        overdue = self._background and self._background[0].queued < time.monotonic() - self.max_background_wait_s
+        queue = self._urgent if self._urgent and not overdue else self._background
+        first = queue.popleft()
+        batch, size = [first], len(first.texts)
+        while queue and size + len(queue[0].texts) <= self.max_texts:
+            request = queue.popleft()
+            batch.append(request)
+            size += len(request.texts)
+        return batch
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                idle = not (self._urgent or self._background)
+                while not (self._urgent or self._background):
+                    self._cond.wait()
+            if idle and self.wait_s > 0:
+                time.sleep(self.wait_s)  # let requests arriving together share the call
+            with self._cond:
+                batch = self._take()
+            try:
+                vectors = self.embedder.embed_documents([t for r in batch for t in r.texts])
+                self.batches += 1
+                start = 0
+                for request in batch:
+                    request.result = vectors[start : start + len(request.texts)]
+                    start += len(request.texts)
+            except BaseException as exc:  # handed to every caller of the batch
+                for request in batch:
+                    request.error = exc
+            finally:
+                for request in batch:
+                    request.done.set()

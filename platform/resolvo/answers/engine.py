@@ -89,10 +89,14 @@ class AnswerError(ValueError):
 
 
 class AnswerEngine:
-    def __init__(self, *, backend: LLMBackend, config: AnswerConfig, embed: Any) -> None:
+    def __init__(self, *, backend: LLMBackend, config: AnswerConfig, embed: Any, embed_known: Any = None) -> None:
+        """``embed`` turns texts into unit vectors; ``embed_known`` does the same for sentences of
+        the knowledge base's own passages, which recur across answers (it may serve them from a
+        cache, :meth:`ingestion.embed.CoalescingEmbedder.embed_known`); it defaults to ``embed``."""
         self.backend = backend
         self.config = config
         self._embed = embed
+        self._embed_known = embed_known or embed
 
     # -- public -------------------------------------------------------------------------------
 
@@ -327,8 +331,8 @@ class AnswerEngine:
             candidates += [(p.n, i, x) for i, x in enumerate(sentences)]
         if not candidates:
             return None
-        vectors = self._embed([question, *(x for _, _, x in candidates)])
-        similarity = vectors[1:] @ vectors[0]
+        question_vector = self._embed([question])[0]
+        similarity = self._embed_known([x for _, _, x in candidates]) @ question_vector
         best = int(np.argmax(similarity))
         if float(similarity[best]) < self.config.extract_min_similarity:
             return None

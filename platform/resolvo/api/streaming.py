@@ -3,16 +3,18 @@
 Django consumes a synchronous iterator given to ``StreamingHttpResponse`` whole before sending
 anything under ASGI; an async iterator streams event by event (``shared/FACTS.md``). The engine is
 synchronous, so it runs on a bounded pool of threads (``API_STREAM_THREADS``) and hands each frame
-to the event loop through a queue. The pool bounds the database connections and the CPU-bound
-work (question embedding, retrieval) that concurrent answers take; streams beyond it wait their
-turn. When the client goes away, the ASGI server cancels the async side; the producer sees the
-stop flag before its next frame (or before it starts) and closes the generator, which stops
-generation.
+to the event loop through a queue. The pool bounds the database connections that concurrent
+answers hold; streams beyond it wait their turn. The CPU-bound model work (embedding questions
+and answer sentences) is not bounded here: every thread hands it to one coalescing worker
+(``ingestion.embed.CoalescingEmbedder``), questions first. When the client goes away, the ASGI
+server cancels the async side; the producer sees the stop flag before its next frame (or before
+it starts) and closes the generator, which stops generation.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -64,7 +66,8 @@ async def frames_from_thread(produce: Callable[[], Iterator[str]]) -> AsyncItera
             close_old_connections()
             put(_DONE)
 
-    _executor().submit(run)
+    # The request id (and other context variables) follow the answer into the pool's thread.
+    _executor().submit(contextvars.copy_context().run, run)
     try:
         while True:
             item = await queue.get()
