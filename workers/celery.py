@@ -11,8 +11,12 @@ import os
 
 from celery import Celery
 
+from resolvo.observability import celery_signals
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "resolvo.settings")
 
 app = Celery("resolvo")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(lambda: ["workers"], related_name="tasks")
+# The request id travels in task headers; task outcomes are counted (docs/observability.md).
+celery_signals.connect(app)

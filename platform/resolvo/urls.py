@@ -8,6 +8,8 @@ from resolvo.api.bundle import widget_bundle
 from resolvo.api.urls import widget_api
 from resolvo.api.v1.api import urls as api_v1_urls
 from resolvo.knowledge.views import section
+from resolvo.observability.health import healthz, readyz
+from resolvo.observability.metrics import metrics_view
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -24,4 +26,8 @@ urlpatterns = [
     path("widget/v1/resolvo.js", widget_bundle, name="widget-bundle"),
     path("cited/<str:token>/", section, name="knowledge-section"),
     path("api/v1/", api_v1_urls()),
+    # Also answered by observability.health.ProbeMiddleware ahead of host checks; here for reverse().
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
 ]

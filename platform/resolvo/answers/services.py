@@ -17,6 +17,7 @@ from resolvo.answers.llm.transformers_backend import available_cpus
 from resolvo.answers.models import AnswerTrace
 from resolvo.answers.verify import Thresholds
 from resolvo.knowledge.models import KnowledgeBase
+from resolvo.observability.metrics import answer_trace_saved
 
 _lock = threading.Lock()
 _engine: AnswerEngine | None = None
@@ -59,8 +60,12 @@ def answer_engine() -> AnswerEngine:
         if _engine is None:
             from resolvo.knowledge import vectors
 
+            embedder = vectors.answer_embedder()
             _engine = AnswerEngine(
-                backend=llm_backend(), config=answer_config(), embed=vectors.embedder().embed_documents
+                backend=llm_backend(),
+                config=answer_config(),
+                embed=embedder.embed_documents,
+                embed_known=embedder.embed_known,
             )
         return _engine
 
@@ -103,7 +108,7 @@ def answer_stream(
 
 
 def _save(kb: KnowledgeBase, trace: Trace, channel: str) -> AnswerTrace:
-    return AnswerTrace.objects.create(
+    record = AnswerTrace.objects.create(
         organization_id=kb.organization_id,
         knowledge_base=kb,
         channel=channel,
@@ -124,6 +129,8 @@ def _save(kb: KnowledgeBase, trace: Trace, channel: str) -> AnswerTrace:
         completion_tokens=trace.completion_tokens,
         timings=trace.timings,
     )
+    answer_trace_saved(record)  # metrics: outcome, per-stage latency, tokens (docs/observability.md)
+    return record
 
 
 @dataclass

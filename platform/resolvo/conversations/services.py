@@ -24,6 +24,7 @@ from resolvo.answers.events import Event
 from resolvo.answers.services import answer_stream
 from resolvo.conversations.models import Conversation, ConversationEvent, HandoffRule, Message
 from resolvo.knowledge.models import KnowledgeBase
+from resolvo.observability.metrics import handoff_recorded
 from resolvo.organizations.models import Organization
 from resolvo.tickets import intake
 from resolvo.tickets.models import Ticket
@@ -272,6 +273,7 @@ def _handoff(conversation: Conversation, *, trigger: str, detail: str) -> Ticket
     if conversation.status in (Status.WAITING_HUMAN, Status.HUMAN) and existing is not None:
         return existing
     _move(conversation, Status.WAITING_HUMAN, reason=f"handoff:{trigger}")
+    transaction.on_commit(lambda: handoff_recorded(trigger=trigger))  # metrics
     customer = list(
         Message.objects.filter(conversation=conversation, role=Role.CUSTOMER)
         .order_by("pk")

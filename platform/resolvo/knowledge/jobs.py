@@ -30,6 +30,7 @@ from ingestion.index import DocumentRef, index_documents
 from ingestion.types import Chunk, IngestionError, TransientError
 from resolvo.knowledge import services, vectors
 from resolvo.knowledge.models import Document
+from resolvo.observability.metrics import document_finished
 from resolvo.webhooks.services import event_emit
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,8 @@ def document_fail(*, document_id: int, message: str, token: int | None = None) -
 def _finished(document_id: int, event: Literal["document.indexed", "document.failed"]) -> None:
     """Tell the organization's webhooks that the document reached ``indexed`` or ``failed``.
     Caller is in the transaction that wrote the status."""
+    status = "indexed" if event == "document.indexed" else "failed"
+    transaction.on_commit(lambda: document_finished(status=status))  # metrics
     doc = Document.objects.select_related("knowledge_base").filter(pk=document_id).first()
     if doc is not None:
         event_emit(organization_id=doc.organization_id, type=event, data=document_as_event(doc))

@@ -45,6 +45,7 @@ from resolvo.answers.llm.base import (
     Usage,
 )
 from resolvo.answers.llm.hf_loading import load_tokenizer
+from resolvo.observability.requestid import request_id_headers  # X-Request-ID to the server (vLLM logs it)
 
 CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD_TOKENS = 4  # role markers and separators around each chat message
@@ -198,7 +199,9 @@ class OpenAIBackend:
         """Send the request; a 200 response is returned unread, anything else raises."""
         where = f"LLM server {self.base_url}"
         try:
-            request = self._http().build_request("POST", self._url, json=body, timeout=timeout)
+            request = self._http().build_request(
+                "POST", self._url, json=body, timeout=timeout, headers=request_id_headers()
+            )
             response = self._http().send(request, stream=True)
         except httpx.TimeoutException as exc:
             if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
