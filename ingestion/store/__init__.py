@@ -9,26 +9,75 @@ Every read and delete takes the organization as a required keyword, so no call c
 tenant filter.
 """
 
+import os
+
 from ingestion.store.base import (
     DENSE,
     SPARSE,
+    CollectionConfig,
     SearchHit,
+    SetupReport,
     StoredPoint,
     VectorStore,
     collection_name,
 )
 
-__all__ = ["DENSE", "SPARSE", "SearchHit", "StoredPoint", "VectorStore", "collection_name", "open_store"]
+__all__ = [
+    "DENSE",
+    "SPARSE",
+    "CollectionConfig",
+    "SearchHit",
+    "SetupReport",
+    "StoredPoint",
+    "VectorStore",
+    "collection_name",
+    "open_store",
+    "setup_store",
+]
 
 
 def open_store(
-    *, url: str | None, path: str, collection: str, dimension: int, api_key: str | None = None
+    *,
+    url: str | None,
+    path: str,
+    collection: str,
+    dimension: int,
+    api_key: str | None = None,
+    config: CollectionConfig | None = None,
 ) -> VectorStore:
-    """The server store when ``url`` is set, else the embedded engine at ``path``."""
+    """The server store when ``url`` is set, else the embedded engine at ``path``. ``config``
+    applies to a server collection that does not exist yet (the embedded engine ignores it)."""
     if url:
         from ingestion.store.server import ServerStore
 
-        return ServerStore.connect(url=url, api_key=api_key, collection=collection, dimension=dimension)
+        return ServerStore.connect(url=url, api_key=api_key, collection=collection, dimension=dimension, config=config)
     from ingestion.store.edge import EdgeStore
 
     return EdgeStore.open(path=path, collection=collection, dimension=dimension)
+
+
+def setup_store(
+    *,
+    url: str | None,
+    path: str,
+    collection: str,
+    dimension: int,
+    config: CollectionConfig,
+    api_key: str | None = None,
+) -> SetupReport:
+    """Create the collection, or bring an existing one to ``config``, before anything serves from
+    it (a deployment step, like a migration; idempotent). On a Qdrant server this sets the vector
+    layout and the payload indexes; the embedded engine is created with its defaults."""
+    if url:
+        from ingestion.store.server import ServerStore
+
+        server = ServerStore(ServerStore.client(url=url, api_key=api_key), collection)
+        try:
+            return server.setup(dimension=dimension, config=config)
+        finally:
+            server.close()
+    from ingestion.store.edge import EdgeStore
+
+    existed = os.path.isdir(os.path.join(path, collection))
+    EdgeStore.open(path=path, collection=collection, dimension=dimension).close()
+    return SetupReport(collection, "embedded", created=not existed)

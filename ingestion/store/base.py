@@ -46,6 +46,57 @@ def collection_name(model_slug: str, dimension: int) -> str:
     return f"chunks__{model_slug}__{dimension}"
 
 
+Quantization = Literal["none", "scalar"]
+QUANTIZATIONS: tuple[Quantization, ...] = ("none", "scalar")
+
+
+@dataclass(frozen=True)
+class CollectionConfig:
+    """How the Qdrant server lays out the chunks collection's dense vectors (the embedded engine
+    keeps its defaults: it serves one small installation from one process).
+
+    ``on_disk`` keeps the original vectors on disk (memory-mapped, read on demand) instead of
+    pre-loaded in RAM. ``quantization="scalar"`` adds an int8 copy of every vector pinned in RAM
+    (a quarter of the size), searched first and rescored against the originals: with ``on_disk``
+    it is what lets a collection outgrow the machine's memory. ``hnsw_m`` and
+    ``hnsw_ef_construct`` set the graph's links per node and its build-time search width (more:
+    better recall, more memory and indexing time); ``hnsw_payload_m`` sets the links of the
+    per-tenant graphs built for the indexed payload fields (``None``: the same as ``hnsw_m``).
+    Qdrant's multitenancy guide pairs ``hnsw_m=0`` with ``hnsw_payload_m=16`` when every search
+    filters on one tenant, as ours do: no global graph is built, only one per organization.
+    """
+
+    on_disk: bool = False
+    quantization: Quantization = "none"
+    hnsw_m: int = 16
+    hnsw_ef_construct: int = 100
+    hnsw_payload_m: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.quantization not in QUANTIZATIONS:
+            raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, got {self.quantization!r}")
+        if self.hnsw_m < 0 or (self.hnsw_payload_m is not None and self.hnsw_payload_m < 0):
+            raise ValueError("HNSW m and payload_m must be 0 or more")
+        if self.hnsw_ef_construct < 4:
+            raise ValueError(f"HNSW ef_construct must be 4 or more, got {self.hnsw_ef_construct}")
+        if self.hnsw_m == 0 and not self.hnsw_payload_m:
+            raise ValueError("hnsw_m=0 builds no global graph: set hnsw_payload_m so each tenant gets one")
+
+
+@dataclass(frozen=True)
+class SetupReport:
+    """What :meth:`ServerStore.setup` (or the embedded engine's open) found and did."""
+
+    collection: str
+    engine: Literal["server", "embedded"]
+    created: bool
+    changed: tuple[str, ...] = ()
+    """The settings an existing collection did not have yet and was updated to (``on_disk``,
+    ``quantization``, ``hnsw``); empty when it already matched."""
+    config: CollectionConfig | None = None
+    """What the collection was set up with; ``None`` for the embedded engine, which ignores it."""
+
+
 @dataclass(frozen=True)
 class StoredPoint:
     id: str

@@ -8,9 +8,10 @@ locked by the process that opened it, so the embedded mode runs web and tasks in
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import qdrant_edge as qe
@@ -44,9 +45,13 @@ def _dense_of(vector: Any) -> list[float] | None:
 class EdgeStore:
     """One collection as an edge shard at ``<path>/<collection>``. Thread-safe."""
 
-    def __init__(self, shard: qe.EdgeShard, collection: str) -> None:
+    def __init__(
+        self, shard: qe.EdgeShard, collection: str, *, shard_dir: str = "", config: qe.EdgeConfig | None = None
+    ) -> None:
         self._shard = shard
         self.collection = collection
+        self.shard_dir = shard_dir
+        self._config = config
         self._write = threading.Lock()
 
     @classmethod
@@ -56,21 +61,7 @@ class EdgeStore:
             vectors={DENSE: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)},
             sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
         )
-        try:
-            if os.path.isdir(os.path.join(shard_dir, "wal")):
-                shard = qe.EdgeShard.load(shard_dir, config)
-            else:
-                os.makedirs(shard_dir, exist_ok=True)
-                shard = qe.EdgeShard.create(shard_dir, config)
-        except Exception as exc:  # the binding raises a bare Exception
-            if "WouldBlock" in str(exc):
-                raise TransientError(
-                    f"The embedded vector store at {shard_dir} is open in another process. "
-                    "The embedded mode runs web and tasks in one process; stop the other process "
-                    "or set QDRANT_URL to use a Qdrant server."
-                ) from exc
-            raise
-        store = cls(shard, collection)
+        store = cls(_load_shard(shard_dir, config), collection, shard_dir=shard_dir, config=config)
         store._ensure_indexes()
         return store
 
@@ -246,3 +237,71 @@ class EdgeStore:
     def close(self) -> None:
         with self._write:
             self._shard.close()
+
+    # --- Whole-collection operations for backups (ingestion.store.backup): every tenant at once.
+
+    def points_total(self) -> int:
+        return int(self._shard.count(qe.CountRequest(exact=True)))
+
+    def scroll_all(self, *, page: int = _SCROLL_PAGE) -> Iterator[StoredPoint]:
+        """Every point of every organization, with its vectors and payload."""
+        offset: Any = None
+        while True:
+            records, offset = self._shard.scroll(
+                qe.ScrollRequest(offset=offset, limit=page, with_payload=True, with_vector=True)
+            )
+            for r in records:
+                vector: Any = r.vector or {}
+                sparse = vector.get(SPARSE)
+                yield StoredPoint(
+                    id=str(r.id),
+                    dense=[float(x) for x in vector.get(DENSE) or ()],
+                    sparse=SparseVector(
+                        indices=list(sparse.indices) if sparse is not None else [],
+                        values=list(sparse.values) if sparse is not None else [],
+                    ),
+                    payload=dict(r.payload or {}),
+                )
+            if offset is None:
+                return
+
+    def copy_to(self, target: str) -> None:
+        """Copy the shard's files to ``target`` (a new folder). Everything is flushed first, and
+        the write lock is held throughout, so no write of this process lands mid-copy; no other
+        process can write either, because this one holds the shard (its write-ahead log is locked)."""
+        with self._write:
+            self._shard.flush()
+            shutil.copytree(self.shard_dir, target)
+
+    def wipe(self) -> None:
+        """Drop every point: an empty shard in place of this one."""
+        self.replace_with(None)
+
+    def replace_with(self, source: str | None) -> None:
+        """Close the shard, replace its files by a copy of ``source`` (a folder written by
+        :meth:`copy_to`), or by an empty shard when ``source`` is None, and open it again."""
+        if self._config is None or not self.shard_dir:
+            raise RuntimeError("this store was not opened with EdgeStore.open; it cannot be replaced")
+        with self._write:
+            self._shard.close()
+            shutil.rmtree(self.shard_dir, ignore_errors=True)
+            if source is not None:
+                shutil.copytree(source, self.shard_dir)
+            self._shard = _load_shard(self.shard_dir, self._config)
+        self._ensure_indexes()
+
+
+def _load_shard(shard_dir: str, config: qe.EdgeConfig) -> qe.EdgeShard:
+    try:
+        if os.path.isdir(os.path.join(shard_dir, "wal")):
+            return qe.EdgeShard.load(shard_dir, config)
+        os.makedirs(shard_dir, exist_ok=True)
+        return qe.EdgeShard.create(shard_dir, config)
+    except Exception as exc:  # the binding raises a bare Exception
+        if "WouldBlock" in str(exc):
+            raise TransientError(
+                f"The embedded vector store at {shard_dir} is open in another process. "
+                "The embedded mode runs web and tasks in one process; stop the other process "
+                "or set QDRANT_URL to use a Qdrant server."
+            ) from exc
+        raise

@@ -2,16 +2,21 @@
 
 The same class runs against qdrant-client's local mode (``path=`` or ``:memory:``), which
 implements the same API in-process; that is how the test-suite exercises this adapter without a
-server binary.
+server binary. Local mode keeps the collection settings it is given (so a test can read them back)
+but acts on none of them: it builds no HNSW graph, quantizes nothing, keeps everything in memory,
+ignores payload indexes (``payload_schema`` reads back empty) and ignores dense-vector updates.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import httpx
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
@@ -23,15 +28,83 @@ from ingestion.store.base import (
     ORG,
     POSITION,
     SPARSE,
+    CollectionConfig,
     DenseVector,
     Fusion,
     SearchHit,
+    SetupReport,
     StoredPoint,
     tenant_scope,
 )
 from ingestion.types import TransientError
 
 _SCROLL_PAGE = 1000
+
+# The payload indexes every collection has. ``org`` is the tenant field (``is_tenant``: Qdrant
+# stores each organization's points together and plans filtered searches per tenant).
+_PAYLOAD_INDEXES: tuple[tuple[str, Any], ...] = (
+    (ORG, models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)),
+    (KB, models.PayloadSchemaType.KEYWORD),
+    (DOCUMENT, models.PayloadSchemaType.KEYWORD),
+    (POSITION, models.PayloadSchemaType.INTEGER),
+)
+
+
+def _hnsw(config: CollectionConfig) -> models.HnswConfigDiff:
+    return models.HnswConfigDiff(
+        m=config.hnsw_m, ef_construct=config.hnsw_ef_construct, payload_m=config.hnsw_payload_m
+    )
+
+
+def _quantization(config: CollectionConfig) -> models.ScalarQuantization | None:
+    if config.quantization == "none":
+        return None
+    # int8 with the 1 % outliers clipped; the quantized copy stays in RAM even when the originals
+    # are on disk (``always_ram``: the flag every server version understands; Qdrant 1.19+ reads
+    # it as ``memory: pinned``).
+    return models.ScalarQuantization(
+        scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, quantile=0.99, always_ram=True)
+    )
+
+
+def _dense_params(dimension: int, config: CollectionConfig) -> models.VectorParams:
+    # ``on_disk`` rather than the newer ``memory: cold`` (Qdrant 1.19+), which it means there, so
+    # that older servers accept the collection too.
+    return models.VectorParams(
+        size=dimension,
+        distance=models.Distance.COSINE,
+        on_disk=config.on_disk,
+        hnsw_config=_hnsw(config),
+        quantization_config=_quantization(config),
+    )
+
+
+def _dense_differences(info: models.CollectionInfo, dimension: int, config: CollectionConfig) -> list[str]:
+    """The settings of ``config`` that the existing collection's dense vectors do not have.
+
+    Per-vector values win over the collection-wide ones, as in Qdrant itself."""
+    vectors = info.config.params.vectors
+    current = vectors.get(DENSE) if isinstance(vectors, dict) else None
+    if current is None:
+        raise ValueError(f"the collection has no {DENSE!r} vector: it was not made by this adapter")
+    if current.size != dimension:
+        raise ValueError(f"the collection holds {current.size}-d vectors, the embedding model makes {dimension}-d ones")
+    changed = []
+    on_disk = current.memory == models.Memory.COLD if current.memory is not None else bool(current.on_disk)
+    if on_disk != config.on_disk:
+        changed.append("on_disk")
+    quantization = current.quantization_config or info.config.quantization_config
+    if ("scalar" if isinstance(quantization, models.ScalarQuantization) else "none") != config.quantization:
+        changed.append("quantization")
+    wide, own = info.config.hnsw_config, current.hnsw_config
+    m = own.m if own and own.m is not None else wide.m
+    ef = own.ef_construct if own and own.ef_construct is not None else wide.ef_construct
+    payload_m = own.payload_m if own and own.payload_m is not None else wide.payload_m
+    if (m, ef) != (config.hnsw_m, config.hnsw_ef_construct) or (
+        config.hnsw_payload_m is not None and payload_m != config.hnsw_payload_m
+    ):
+        changed.append("hnsw")
+    return changed
 
 
 @contextmanager
@@ -50,40 +123,114 @@ def _hit(p: models.ScoredPoint) -> SearchHit:
     return SearchHit(str(p.id), float(p.score), dict(p.payload or {}), dense)
 
 
+class SnapshotsUnsupported(RuntimeError):
+    """qdrant-client's local mode has no snapshots (its methods raise NotImplementedError)."""
+
+
 class ServerStore:
-    def __init__(self, client: QdrantClient, collection: str) -> None:
+    def __init__(
+        self,
+        client: QdrantClient,
+        collection: str,
+        *,
+        url: str = "",
+        api_key: str | None = None,
+        dimension: int = 0,
+    ) -> None:
         self._client = client
         self.collection = collection
+        self.url = url
+        """The server's http(s) URL; empty for qdrant-client's local mode."""
+        self._api_key = api_key
+        self._dimension = dimension
+        self._config = CollectionConfig()
+        """What a missing collection is created with (by :meth:`connect` or :meth:`wipe`)."""
 
-    @classmethod
-    def connect(cls, *, url: str, collection: str, dimension: int, api_key: str | None = None) -> ServerStore:
+    @staticmethod
+    def client(*, url: str, api_key: str | None = None) -> QdrantClient:
         """``url`` is an http(s) URL of a Qdrant server, or ``local:PATH`` / ``:memory:`` for
         qdrant-client's in-process local mode."""
         if url == ":memory:":
-            client = QdrantClient(location=":memory:")
-        elif url.startswith("local:"):
-            client = QdrantClient(path=url.removeprefix("local:"))
-        else:
-            client = QdrantClient(url=url, api_key=api_key, timeout=30)
-        store = cls(client, collection)
+            return QdrantClient(location=":memory:")
+        if url.startswith("local:"):
+            return QdrantClient(path=url.removeprefix("local:"))
+        return QdrantClient(url=url, api_key=api_key, timeout=30)
+
+    @classmethod
+    def connect(
+        cls,
+        *,
+        url: str,
+        collection: str,
+        dimension: int,
+        api_key: str | None = None,
+        config: CollectionConfig | None = None,
+    ) -> ServerStore:
+        """The store on ``collection``, created with ``config`` if it does not exist yet (a
+        safety net: deployments create it beforehand with :meth:`setup`, which also brings an
+        existing collection to a changed ``config``; connecting never changes one)."""
+        server_url = url.rstrip("/") if url.startswith(("http://", "https://")) else ""
+        store = cls(
+            cls.client(url=url, api_key=api_key), collection, url=server_url, api_key=api_key, dimension=dimension
+        )
+        store._config = config or CollectionConfig()
         store._ensure_collection(dimension)
         return store
 
-    def _ensure_collection(self, dimension: int) -> None:
+    def setup(self, *, dimension: int, config: CollectionConfig) -> SetupReport:
+        """Create the collection with ``config``, or bring an existing one to it; then make sure
+        every payload index exists. Idempotent: a second run changes nothing and reports so.
+
+        Changing ``on_disk``, ``quantization`` or ``hnsw`` on a collection with points makes the
+        server rebuild its segments in the background (searches keep working meanwhile). A
+        collection of another dimension is an error: its name carries the dimension, so that
+        means it was made by something else.
+        """
+        self._config = config
         with _unavailable_is_transient("collection setup"):
             if not self._client.collection_exists(self.collection):
-                self._client.create_collection(
+                self._create(dimension, config)
+                self._ensure_payload_indexes()
+                return SetupReport(self.collection, "server", created=True, config=config)
+            changed = _dense_differences(self._client.get_collection(self.collection), dimension, config)
+            if changed:
+                self._client.update_collection(
                     self.collection,
-                    vectors_config={DENSE: models.VectorParams(size=dimension, distance=models.Distance.COSINE)},
-                    sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+                    vectors_config={
+                        DENSE: models.VectorParamsDiff(
+                            on_disk=config.on_disk,
+                            hnsw_config=_hnsw(config),
+                            quantization_config=_quantization(config) or models.Disabled.DISABLED,
+                        )
+                    },
                 )
-            for field, schema in (
-                (ORG, models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)),
-                (KB, models.PayloadSchemaType.KEYWORD),
-                (DOCUMENT, models.PayloadSchemaType.KEYWORD),
-                (POSITION, models.PayloadSchemaType.INTEGER),
-            ):
-                self._client.create_payload_index(self.collection, field, field_schema=schema)
+            self._ensure_payload_indexes()
+        return SetupReport(self.collection, "server", created=False, changed=tuple(changed), config=config)
+
+    def _ensure_collection(self, dimension: int) -> None:
+        """Create the collection with this store's config if it is missing; add missing indexes."""
+        with _unavailable_is_transient("collection setup"):
+            if not self._client.collection_exists(self.collection):
+                self._create(dimension, self._config)
+            self._ensure_payload_indexes()
+
+    def _create(self, dimension: int, config: CollectionConfig) -> None:
+        self._client.create_collection(
+            self.collection,
+            vectors_config={DENSE: _dense_params(dimension, config)},
+            # The BM25 index is an inverted index (no HNSW): it follows the dense vectors to disk.
+            sparse_vectors_config={
+                SPARSE: models.SparseVectorParams(
+                    modifier=models.Modifier.IDF, index=models.SparseIndexParams(on_disk=config.on_disk)
+                )
+            },
+        )
+
+    def _ensure_payload_indexes(self) -> None:
+        existing = self._client.get_collection(self.collection).payload_schema or {}
+        for field, schema in _PAYLOAD_INDEXES:
+            if field not in existing:
+                self._client.create_payload_index(self.collection, field, field_schema=schema, wait=True)
 
     @staticmethod
     def _filter(
@@ -265,3 +412,89 @@ class ServerStore:
 
     def close(self) -> None:
         self._client.close()
+
+    # --- Whole-collection operations for backups (ingestion.store.backup): every tenant at once.
+
+    def points_total(self) -> int:
+        with _unavailable_is_transient("count"):
+            return int(self._client.count(self.collection, exact=True).count)
+
+    def scroll_all(self, *, page: int = _SCROLL_PAGE) -> Iterator[StoredPoint]:
+        """Every point of every organization, with its vectors and payload."""
+        offset: Any = None
+        while True:
+            with _unavailable_is_transient("scroll"):
+                records, offset = self._client.scroll(
+                    self.collection, limit=page, offset=offset, with_payload=True, with_vectors=True
+                )
+            for r in records:
+                vector: Any = r.vector if isinstance(r.vector, dict) else {}
+                sparse = vector.get(SPARSE)
+                yield StoredPoint(
+                    id=str(r.id),
+                    dense=[float(x) for x in vector.get(DENSE) or ()],
+                    sparse=SparseVector(
+                        indices=list(sparse.indices) if sparse is not None else [],
+                        values=list(sparse.values) if sparse is not None else [],
+                    ),
+                    payload=dict(r.payload or {}),
+                )
+            if offset is None:
+                return
+
+    def wipe(self) -> None:
+        """Drop the collection and create it again, empty, with its payload indexes."""
+        with _unavailable_is_transient("collection drop"):
+            self._client.delete_collection(self.collection)
+        self._ensure_collection(self._dimension)
+
+    def _headers(self) -> dict[str, str]:
+        return {"api-key": self._api_key} if self._api_key else {}
+
+    def snapshot_download(self, target: Path, *, timeout: float = 3600.0) -> str:
+        """Have the server snapshot the collection, download the snapshot to ``target``, delete it
+        on the server, and return the file's SHA-256. In a cluster a collection snapshot holds
+        only the shards of the node that answers (see docs/operations.md)."""
+        if not self.url:
+            raise SnapshotsUnsupported("qdrant-client's local mode has no snapshots")
+        with _unavailable_is_transient("snapshot"):
+            description = self._client.create_snapshot(self.collection, wait=True)
+        if description is None:
+            raise TransientError("Qdrant did not describe the snapshot it made")
+        digest = hashlib.sha256()
+        try:
+            with (
+                httpx.stream(
+                    "GET",
+                    f"{self.url}/collections/{self.collection}/snapshots/{description.name}",
+                    headers=self._headers(),
+                    timeout=timeout,
+                ) as response,
+                target.open("wb") as out,
+            ):
+                response.raise_for_status()
+                for block in response.iter_bytes(1 << 20):
+                    digest.update(block)
+                    out.write(block)
+        finally:
+            self._client.delete_snapshot(self.collection, description.name, wait=True)
+        checksum = digest.hexdigest()
+        if description.checksum and description.checksum != checksum:
+            raise TransientError(f"the downloaded snapshot's checksum {checksum} is not the server's")
+        return checksum
+
+    def snapshot_upload(self, source: Path, *, checksum: str | None = None, timeout: float = 3600.0) -> None:
+        """Replace the collection by the snapshot file ``source`` (uploaded to the server, which
+        recovers from it: the snapshot's points, vectors and indexes win over what is there)."""
+        if not self.url:
+            raise SnapshotsUnsupported("qdrant-client's local mode has no snapshots")
+        params = {"priority": "snapshot", "wait": "true", **({"checksum": checksum} if checksum else {})}
+        with source.open("rb") as fh:
+            response = httpx.post(
+                f"{self.url}/collections/{self.collection}/snapshots/upload",
+                params=params,
+                files={"snapshot": (source.name, fh, "application/octet-stream")},
+                headers=self._headers(),
+                timeout=timeout,
+            )
+        response.raise_for_status()

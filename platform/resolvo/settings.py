@@ -55,6 +55,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Observability first (docs/observability.md): the request id, request metrics, and the
+    # probes (/healthz, /readyz, /metrics) answered before host checks and the HTTPS redirect.
+    "resolvo.observability.requestid.RequestIdMiddleware",
+    "resolvo.observability.metrics.MetricsMiddleware",
+    "resolvo.observability.health.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -159,8 +164,27 @@ INGEST_SITEMAP_MAX_BYTES = env_int("INGEST_SITEMAP_MAX_BYTES", 100 * 1024 * 1024
 QDRANT_URL = env_str("QDRANT_URL")
 QDRANT_API_KEY = env_str("QDRANT_API_KEY") or None
 QDRANT_PATH = env_path("QDRANT_PATH", DATA_DIR / "qdrant")
+# The Qdrant server collection's layout (ingestion.store.base.CollectionConfig), applied by
+# ``manage.py vectors_setup`` before the first request (docs/production.md, "Qdrant"): original
+# vectors on disk, an int8 copy in RAM ("scalar"), and the HNSW graph's links and build width.
+# QDRANT_HNSW_PAYLOAD_M (unset: the same as M) sets the per-organization graphs' links; with
+# QDRANT_HNSW_M=0 only those are built. The embedded engine ignores all of these.
+QDRANT_ON_DISK = env_bool("QDRANT_ON_DISK", default=False)
+QDRANT_QUANTIZATION = env_str("QDRANT_QUANTIZATION", "none")
+if QDRANT_QUANTIZATION not in ("none", "scalar"):
+    from resolvo.env import ConfigError
+
+    raise ConfigError(f"QDRANT_QUANTIZATION must be none or scalar, got {QDRANT_QUANTIZATION!r}")
+QDRANT_HNSW_M = env_int("QDRANT_HNSW_M", 16)
+QDRANT_HNSW_EF_CONSTRUCT = env_int("QDRANT_HNSW_EF_CONSTRUCT", 100)
+QDRANT_HNSW_PAYLOAD_M = env_int("QDRANT_HNSW_PAYLOAD_M", 0) if env_str("QDRANT_HNSW_PAYLOAD_M") else None
 EMBEDDING_MODEL = env_str("EMBEDDING_MODEL", "bundled:all-MiniLM-L6-v2")
 EMBEDDING_DEVICE = env_str("EMBEDDING_DEVICE", "cpu")
+# Answers' embeddings (questions, answer sentences) from concurrent requests share model calls:
+# at most this many texts in one call, and a request that finds the model idle waits this long
+# for others to join it (ingestion.embed.CoalescingEmbedder; docs/widget.md, "Speed").
+EMBEDDING_BATCH_MAX_TEXTS = env_int("EMBEDDING_BATCH_MAX_TEXTS", 64)
+EMBEDDING_BATCH_WAIT_MS = env_float("EMBEDDING_BATCH_WAIT_MS", 2.0)
 CHUNK_TARGET_TOKENS = env_int("CHUNK_TARGET_TOKENS", 200)
 CHUNK_OVERLAP_TOKENS = env_int("CHUNK_OVERLAP_TOKENS", 32)
 
@@ -184,14 +208,37 @@ CELERY_TASK_SERIALIZER = CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = 3600
 
+# --- Observability: logs, metrics, probes (docs/observability.md) ----------------------------
+# JSON lines (one object per record, with the request id) by default in production; readable
+# text when DEBUG. The worker keeps this configuration (Celery does not take over the root logger).
+LOG_FORMAT = env_str("LOG_FORMAT", "text" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "text"):
+    from resolvo.env import ConfigError
+
+    raise ConfigError(f"LOG_FORMAT must be json or text, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "resolvo.observability.logs.RequestIdFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "resolvo.observability.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"httpx": {"level": "WARNING"}, "sentence_transformers": {"level": "WARNING"}},
 }
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# /metrics: with a token, only "Authorization: Bearer <token>"; without one, only loopback and
+# private addresses reaching the process directly (not through a proxy).
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+# Each /readyz check gives up after this many seconds.
+HEALTH_CHECK_TIMEOUT = env_float("HEALTH_CHECK_TIMEOUT", 2.0)
+# The probes answer plain HTTP too (a load balancer's or kubelet's health checks).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+# --- end of observability ----------------------------------------------------------------------
 INGEST_MAX_RETRIES = env_int("INGEST_MAX_RETRIES", 4)
 INGEST_RETRY_BACKOFF = env_int("INGEST_RETRY_BACKOFF", 5)
 INGEST_BATCH_DOCUMENTS = env_int("INGEST_BATCH_DOCUMENTS", 64)
@@ -265,8 +312,10 @@ API_RATE_LIMITS = {
 }
 API_EVENTS_STREAM_SECONDS = env_float("API_EVENTS_STREAM_SECONDS", 25.0)
 # Threads that run answers for streaming (each holds a database connection while it works);
-# concurrent answers beyond this wait their turn (bench/widget.py).
-API_STREAM_THREADS = env_int("API_STREAM_THREADS", 8)
+# concurrent answers beyond this wait their turn. The model work of all of them goes through one
+# embedding worker (EMBEDDING_BATCH_*), so the threads mostly wait on I/O; the bound is the
+# database's connections (PostgreSQL's default max_connections is 100). See docs/widget.md.
+API_STREAM_THREADS = env_int("API_STREAM_THREADS", 32)
 # An open events stream wakes on live notes (resolvo/live.py: Redis pub/sub, or in process);
 # after this many quiet seconds it sends a keep-alive and re-reads the log anyway.
 API_EVENTS_KEEPALIVE_SECONDS = env_float("API_EVENTS_KEEPALIVE_SECONDS", 10.0)

@@ -36,6 +36,21 @@ def documents_for_kb(*, knowledge_base: KnowledgeBase) -> QuerySet[Document]:
     return knowledge_base.documents.order_by("source")
 
 
+def documents_with_chunks(
+    *, organization: Organization | None = None, knowledge_base: KnowledgeBase | None = None
+) -> QuerySet[Document]:
+    """The documents whose chunks belong in the vector store, in every organization, one
+    organization or one knowledge base: all but sitemaps (their pages are documents of their own),
+    failed documents (nothing of theirs was indexed) and documents being deleted."""
+    S = Document.Status
+    documents = Document.objects.exclude(kind=Document.Kind.SITEMAP).exclude(status__in=[S.FAILED, S.DELETING])
+    if organization is not None:
+        documents = documents.filter(knowledge_base__organization=organization)
+    if knowledge_base is not None:
+        documents = documents.filter(knowledge_base=knowledge_base)
+    return documents.order_by("pk")
+
+
 @dataclass(frozen=True)
 class KnowledgeBaseSummary:
     documents: int

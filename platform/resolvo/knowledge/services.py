@@ -219,8 +219,21 @@ def document_delete(*, document: Document) -> None:
 
 def knowledge_base_reindex(*, knowledge_base: KnowledgeBase) -> int:
     """Re-queue every document of a knowledge base (after a model or chunking change)."""
+    ids = list(knowledge_base.documents.exclude(status=Status.DELETING).values_list("pk", flat=True))
+    return documents_reindex(document_ids=ids)
+
+
+def documents_reindex(*, document_ids: list[int]) -> int:
+    """Queue the given documents to be read, split and embedded again from their stored originals
+    (web pages are fetched again); returns how many were queued (a document being deleted is not).
+
+    Idempotent and cheap to repeat: indexing embeds only the chunks the vector store does not hold
+    yet (deterministic point ids), so re-running after an interruption, or into a store that kept
+    some of its points, costs the parsing but not the embedding of what is already there."""
     with transaction.atomic():
-        ids = list(knowledge_base.documents.exclude(status=Status.DELETING).values_list("pk", flat=True))
+        ids = list(
+            Document.objects.filter(pk__in=document_ids).exclude(status=Status.DELETING).values_list("pk", flat=True)
+        )
         Document.objects.filter(pk__in=ids).update(
             status=Status.QUEUED, indexed_hash="", error="", attempts=0, lease_until=None, queued_at=timezone.now()
         )

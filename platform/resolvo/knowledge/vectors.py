@@ -7,22 +7,41 @@ Nothing here runs at import time. Everything that touches the vector store goes 
 from __future__ import annotations
 
 import threading
+from typing import cast
 
 from django.conf import settings
 
-from ingestion.embed import Embedder, get_embedder
+from ingestion.embed import CoalescingEmbedder, Embedder, get_embedder
 from ingestion.sparse import SparseEncoder
 from ingestion.split import SplitConfig, Splitter
-from ingestion.store import VectorStore, collection_name, open_store
+from ingestion.store import CollectionConfig, SetupReport, VectorStore, collection_name, open_store, setup_store
+from ingestion.store.base import Quantization
 
 _lock = threading.Lock()
 _store: VectorStore | None = None
 _splitter: Splitter | None = None
 _sparse: SparseEncoder | None = None
+_answer_embedder: CoalescingEmbedder | None = None
 
 
 def embedder() -> Embedder:
     return get_embedder(settings.EMBEDDING_MODEL, device=settings.EMBEDDING_DEVICE)
+
+
+def answer_embedder() -> CoalescingEmbedder:
+    """The embedder for the answer path (questions, answer sentences): concurrent requests
+    share model calls, questions first (see :class:`ingestion.embed.CoalescingEmbedder`).
+    Ingestion embeds its own large batches with :func:`embedder` directly."""
+    global _answer_embedder
+    with _lock:
+        model = embedder()
+        if _answer_embedder is None or _answer_embedder.embedder is not model:
+            _answer_embedder = CoalescingEmbedder(
+                model,
+                max_texts=settings.EMBEDDING_BATCH_MAX_TEXTS,
+                wait_s=settings.EMBEDDING_BATCH_WAIT_MS / 1000,
+            )
+        return _answer_embedder
 
 
 def sparse_encoder() -> SparseEncoder:
@@ -49,6 +68,33 @@ def splitter() -> Splitter:
         return _splitter
 
 
+def collection_config() -> CollectionConfig:
+    """The Qdrant server collection's layout from the QDRANT_* settings."""
+    return CollectionConfig(
+        on_disk=settings.QDRANT_ON_DISK,
+        quantization=cast(Quantization, settings.QDRANT_QUANTIZATION),
+        hnsw_m=settings.QDRANT_HNSW_M,
+        hnsw_ef_construct=settings.QDRANT_HNSW_EF_CONSTRUCT,
+        hnsw_payload_m=settings.QDRANT_HNSW_PAYLOAD_M,
+    )
+
+
+def store_setup() -> SetupReport:
+    """Create the configured model's collection, or bring it to :func:`collection_config`
+    (``manage.py vectors_setup``, a deployment step). Closes this process's store first: the
+    embedded engine takes one opener at a time."""
+    reset()
+    model = embedder()
+    return setup_store(
+        url=settings.QDRANT_URL or None,
+        api_key=settings.QDRANT_API_KEY,
+        path=str(settings.QDRANT_PATH),
+        collection=collection_name(model.slug, model.dimension),
+        dimension=model.dimension,
+        config=collection_config(),
+    )
+
+
 def get_store() -> VectorStore:
     """The vector store for the configured embedding model (one collection per model)."""
     global _store
@@ -61,6 +107,7 @@ def get_store() -> VectorStore:
                 path=str(settings.QDRANT_PATH),
                 collection=collection_name(model.slug, model.dimension),
                 dimension=model.dimension,
+                config=collection_config(),
             )
         return _store
 
