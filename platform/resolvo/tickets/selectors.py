@@ -3,11 +3,12 @@ thread. Every read starts from an organization the caller is a member of."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db import connection
-from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from resolvo.conversations.models import Message
@@ -81,16 +82,22 @@ def breached_q(now: Any = None) -> Q:
 
 def _search(tickets: QuerySet[Ticket], q: str) -> QuerySet[Ticket]:
     """Full-text search over subject and messages: PostgreSQL's (the GIN index of migration
-    tickets 0003, words as typed, ``websearch`` syntax); elsewhere every word as a substring."""
+    tickets 0003, words as typed, ``websearch`` syntax); elsewhere (the embedded SQLite) the same
+    syntax as substrings: every word, a "quoted phrase" as written, -word excluded."""
     if connection.vendor == "postgresql":
         from django.contrib.postgres.search import SearchQuery, SearchVector
 
-        # alias, not annotate: the vector is only filtered on, never computed into the SELECT list
         return tickets.alias(_fts=SearchVector("search_text", config="simple")).filter(
             _fts=SearchQuery(q, config="simple", search_type="websearch")
         )
-    for word in q.split():
-        tickets = tickets.filter(search_text__icontains=word.strip('"'))
+    for phrase, word in re.findall(r'"([^"]*)"|(\S+)', q):
+        term = phrase.strip() or word.strip('"')
+        if not term:
+            continue
+        if not phrase and term.startswith("-") and len(term) > 1:
+            tickets = tickets.exclude(search_text__icontains=term[1:])
+        else:
+            tickets = tickets.filter(search_text__icontains=term)
     return tickets
 
 
@@ -125,7 +132,9 @@ def tickets_for_inbox(*, organization: Organization, user: Any, filters: InboxFi
         )
         tickets = tickets.annotate(_rank=rank).order_by("_rank", "-updated_at")
     elif filters.sort == "due":
-        tickets = tickets.order_by("first_response_due", "resolution_due", "-updated_at")
+        tickets = tickets.order_by(
+            F("first_response_due").asc(nulls_last=True), F("resolution_due").asc(nulls_last=True), "-updated_at"
+        )
     else:
         tickets = tickets.order_by(SORTS[filters.sort], "-pk")
     # search_text (the whole thread, up to 200,000 characters) is never shown in a row.
