@@ -489,3 +489,23 @@ def test_a_reply_on_a_resolved_ticket_reopens_it_with_its_conversation(make_kb: 
     assert ticket.status == "open" and ticket.resolved_at is None and conversation.status == "human"
     last = ticket.changes.filter(field="status").order_by("-pk").first()
     assert last is not None and (last.before, last.after) == ("resolved", "open")
+
+
+def test_a_reply_from_a_draft_carries_the_citations_it_kept(make_kb: Any) -> None:
+    kb = make_kb("acme")
+    agent = get_user_model().objects.create_user("ines", "ines@example.com", "pw")
+    membership_set(organization=kb.organization, user=agent, role="agent")
+    conversation = conversations.conversation_start(organization=kb.organization, knowledge_bases=[kb], visitor_id="v")
+    conversations.message_receive(conversation=conversation, text="Why is the light amber?")
+    ticket = conversations.conversation_handoff(conversation=conversation, trigger="customer_asked")
+    cites = [
+        {"n": 1, "source": "a.md", "title": "Status light", "section": "", "url": "https://x/a", "inferred": False},
+        {"n": 2, "source": "b.md", "title": "Wi-Fi", "section": "", "url": "https://x/b", "inferred": False},
+    ]
+    draft = Draft.objects.create(
+        ticket=ticket, author=agent, question="q", text="Amber means no internet [1]. Reconnect [2].", citations=cites
+    )
+    sent = services.ticket_reply(ticket=ticket, agent=agent, text="Amber means no internet [1].", draft=draft)
+    assert [c["n"] for c in sent.citations] == [1]  # the agent removed the sentence citing [2]
+    plain = services.ticket_reply(ticket=ticket, agent=agent, text="Anything else? [1]")
+    assert plain.citations == []  # no draft, no citations claimed

@@ -323,15 +323,18 @@ def ticket_summary(conversation: Conversation, *, trigger: str, detail: str = ""
 
 
 @transaction.atomic
-def conversation_agent_reply(*, conversation: Conversation, agent: Any, text: str) -> Message:
-    """An agent's reply: the conversation is with a person from now on (the bot stays silent)."""
+def conversation_agent_reply(
+    *, conversation: Conversation, agent: Any, text: str, citations: Sequence[dict[str, Any]] = ()
+) -> Message:
+    """An agent's reply: the conversation is with a person from now on (the bot stays silent).
+    ``citations`` (an AI draft's, verified) travel with it, so the customer sees the sources."""
     text = (text or "").strip()
     if not text:
         raise MessageRejected("The reply is empty.")
     locked = _locked(conversation)
     _move(locked, Status.HUMAN, reason="agent_replied")
     Ticket.objects.filter(conversation=locked, status=Ticket.Status.NEW).update(status=Ticket.Status.OPEN)
-    return _message(locked, Role.AGENT, text, author=agent)
+    return _message(locked, Role.AGENT, text, author=agent, citations=list(citations))
 
 
 @transaction.atomic

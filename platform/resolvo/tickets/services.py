@@ -64,7 +64,9 @@ def ticket_reply(*, ticket: Ticket, agent: Any, text: str, draft: Draft | None =
     if locked.conversation is None:
         raise TicketRefused("This ticket has no conversation to reply in.")
     try:
-        message = conversations.conversation_agent_reply(conversation=locked.conversation, agent=agent, text=text)
+        message = conversations.conversation_agent_reply(
+            conversation=locked.conversation, agent=agent, text=text, citations=_kept_citations(draft, text)
+        )
     except conversations.MessageRejected as exc:
         raise TicketRefused(str(exc)) from None
     now = timezone.now()
@@ -86,6 +88,13 @@ def ticket_reply(*, ticket: Ticket, agent: Any, text: str, draft: Draft | None =
         draft_decide(draft=draft, agent=agent, outcome=None, final_text=message.text, message=message)
     _updated(locked)
     return message
+
+
+def _kept_citations(draft: Draft | None, text: str) -> list[dict[str, Any]]:
+    """The draft's verified citations whose ``[n]`` markers the sent text still has."""
+    if draft is None:
+        return []
+    return [c for c in draft.citations if isinstance(c, dict) and f"[{c.get('n')}]" in text]
 
 
 @transaction.atomic
