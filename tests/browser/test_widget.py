@@ -107,12 +107,11 @@ def _journey(page: Any, browser: Any, url: str, widget: Any, artifacts: Path, er
     # The same conversation on a 360-px phone.
     phone = browser.new_context(viewport={"width": 360, "height": 740}, device_scale_factor=2)
     small = phone.new_page()
+    # The visitor's storage is in place before any script of the page runs (setting it after the
+    # first load raced with the widget's own boot, which could store a new visitor over it).
+    stored = page.evaluate("() => JSON.stringify(Object.entries(localStorage))")
+    small.add_init_script(f"for (const [k, v] of {stored}) localStorage.setItem(k, v);")
     small.goto(url)
-    small.evaluate(
-        "([k, v]) => { for (const [key, value] of Object.entries(v)) localStorage.setItem(key, value) }",
-        ["", page.evaluate("() => Object.fromEntries(Object.entries(localStorage))")],
-    )
-    small.reload()
     _open(small)
     small.locator(".rv-sources").first.wait_for()
     # The conversation is with a person now: the old offer of one is not repeated.
