@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.db import close_old_connections
+from django.http import StreamingHttpResponse
 
 _DONE = object()
 _pool_lock = threading.Lock()
@@ -79,3 +80,11 @@ async def frames_from_thread(produce: Callable[[], Iterator[str]]) -> AsyncItera
             yield item
     finally:
         stop.set()
+
+
+def sse_response(frames: AsyncIterator[str]) -> StreamingHttpResponse:
+    """A ``text/event-stream`` response that no cache or proxy buffers."""
+    response = StreamingHttpResponse(frames, content_type="text/event-stream; charset=utf-8")
+    response["Cache-Control"] = "no-cache, no-transform"
+    response["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
+    return response

@@ -12,7 +12,6 @@ message); the conversation's own event log streams with ``id:`` on every event f
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal
 
@@ -27,7 +26,7 @@ from ninja.security import HttpBearer
 from resolvo import live
 from resolvo.answers import sse
 from resolvo.api import ratelimit
-from resolvo.api.streaming import frames_from_thread
+from resolvo.api.streaming import frames_from_thread, sse_response
 from resolvo.api.visitors import Visitor, identity_check, new_visitor_id, visitor_from_token, visitor_token
 from resolvo.conversations import services as conversations
 from resolvo.conversations.models import Conversation, Message, MessageFeedback
@@ -252,18 +251,18 @@ def message_send(request: HttpRequest, conversation_id: int, body: MessageIn) ->
     conversation.refresh_from_db()
 
     def produce() -> Iterator[str]:
-        yield _frame("message", conversations.message_as_dict(message))
+        yield sse.frame("message", conversations.message_as_dict(message))
         if not created:  # a retry of a send already answered (or answering): replay, don't re-answer
             reply = Message.objects.filter(conversation=conversation, pk__gt=message.pk).order_by("pk").first()
-            yield _frame("status", {"status": conversation.status, "replayed": True, "reply": _maybe(reply)})
+            yield sse.frame("status", {"status": conversation.status, "replayed": True, "reply": _maybe(reply)})
             return
         if conversation.status != Conversation.Status.BOT:
-            yield _frame("status", {"status": conversation.status})
+            yield sse.frame("status", {"status": conversation.status})
             return
         for event in conversations.conversation_answer_stream(conversation=conversation, message=message):
             yield sse.encode(event)
 
-    return _sse(frames_from_thread(produce))
+    return sse_response(frames_from_thread(produce))
 
 
 @router.get(
@@ -293,8 +292,7 @@ async def conversation_events(request: HttpRequest, conversation_id: int, after:
                 if reread:
                     for row in await _events_after(conversation, seq):
                         seq = row.seq
-                        payload = json.dumps(row.data, ensure_ascii=False, separators=(",", ":"))
-                        yield f"id: {row.seq}\nevent: {row.type}\ndata: {payload}\n\n"
+                        yield sse.frame(row.type, row.data, id=row.seq)
                 left = deadline - loop.time()
                 if left <= 0:
                     return
@@ -306,11 +304,11 @@ async def conversation_events(request: HttpRequest, conversation_id: int, after:
                     reread = False
                     if note["typing"] == "agent":  # the visitor's own typing is not echoed back
                         typing = {"role": "agent", "name": note.get("name", ""), "on": note.get("on", True)}
-                        yield _frame("typing", typing)
+                        yield sse.frame("typing", typing)
                 else:
                     reread = int(note.get("seq", seq + 1)) > seq
 
-    return _sse(stream())
+    return sse_response(stream())
 
 
 @router.post("/conversations/{conversation_id}/handoff", response=HandoffOut, auth=VisitorAuth())
@@ -376,19 +374,8 @@ def _events_after(conversation: Conversation, seq: int) -> list[Any]:
 # --- framing ------------------------------------------------------------------------------------
 
 
-def _frame(event: str, data: Any) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n"
-
-
 def _maybe(message: Message | None) -> dict[str, Any] | None:
     return conversations.message_as_dict(message) if message is not None else None
-
-
-def _sse(frames: AsyncIterator[str]) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(frames, content_type="text/event-stream; charset=utf-8")
-    response["Cache-Control"] = "no-cache, no-transform"
-    response["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
-    return response
 
 
 def rate_limited_response(request: HttpRequest, exc: RateLimitedError, api: Any) -> HttpResponse:

@@ -9,7 +9,6 @@ of the page that changed. Live parts are server-sent event streams woken by ``re
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -25,15 +24,15 @@ from django.http import (
     HttpResponse,
     HttpResponseBase,
     HttpResponseForbidden,
-    StreamingHttpResponse,
 )
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from resolvo import live
+from resolvo.answers import sse
 from resolvo.answers.models import AnswerTrace
 from resolvo.api import ratelimit
-from resolvo.api.streaming import frames_from_thread
+from resolvo.api.streaming import frames_from_thread, sse_response
 from resolvo.conversations import services as conversations
 from resolvo.dashboard.context import SESSION_KEY, Desk, desk_for
 from resolvo.tickets import selectors, services
@@ -251,10 +250,6 @@ def ticket_typing(request: HttpRequest, ticket_id: int) -> HttpResponse:
 # --- AI drafts ------------------------------------------------------------------------------------
 
 
-def _sse_frame(event: str, data: Any) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n"
-
-
 @login_required
 @require_POST
 def draft_create(request: HttpRequest, ticket_id: int) -> HttpResponseBase:
@@ -267,16 +262,13 @@ def draft_create(request: HttpRequest, ticket_id: int) -> HttpResponseBase:
         try:
             for item in services.draft_stream(ticket=found, agent=user):
                 if isinstance(item, Draft):
-                    yield _sse_frame("draft", {"id": item.pk, "abstained": item.abstained})
+                    yield sse.frame("draft", {"id": item.pk, "abstained": item.abstained})
                 else:
-                    yield _sse_frame(item.type, item.data)
+                    yield sse.encode(item)
         except services.TicketRefused as exc:
-            yield _sse_frame("error", {"message": str(exc), "handoff": False})
+            yield sse.frame("error", {"message": str(exc), "handoff": False})
 
-    response = StreamingHttpResponse(frames_from_thread(produce), content_type="text/event-stream; charset=utf-8")
-    response["Cache-Control"] = "no-cache, no-transform"
-    response["X-Accel-Buffering"] = "no"
-    return response
+    return sse_response(frames_from_thread(produce))
 
 
 @login_required
@@ -314,13 +306,6 @@ async def _member_or_none(request: HttpRequest) -> Any:
     return user if user.is_authenticated else None
 
 
-def _stream(frames: AsyncIterator[str]) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(frames, content_type="text/event-stream; charset=utf-8")
-    response["Cache-Control"] = "no-cache, no-transform"
-    response["X-Accel-Buffering"] = "no"
-    return response
-
-
 async def inbox_live(request: HttpRequest) -> HttpResponseBase:
     """``changed`` whenever a ticket or conversation of the organization changes (the inbox
     re-fetches its rows, at most once a second)."""
@@ -343,9 +328,9 @@ async def inbox_live(request: HttpRequest) -> HttpResponseBase:
                 await asyncio.sleep(1)  # let a burst of changes settle into one refresh
                 while await notes.get(timeout=0) is not None:
                     pass
-                yield _sse_frame("changed", {})
+                yield sse.frame("changed", {})
 
-    return _stream(stream())
+    return sse_response(stream())
 
 
 async def ticket_live(request: HttpRequest, ticket_id: int) -> HttpResponseBase:
@@ -377,7 +362,7 @@ async def ticket_live(request: HttpRequest, ticket_id: int) -> HttpResponseBase:
             finally:
                 await asyncio.to_thread(live.publish, f"ticket:{found.pk}", {"left": me, "by": user.pk})
 
-    return _stream(stream())
+    return sse_response(stream())
 
 
 async def _merge(ticket_notes: Any, conversation_notes: Any, seconds: float, me: int) -> AsyncIterator[str]:
@@ -398,16 +383,16 @@ async def _merge(ticket_notes: Any, conversation_notes: Any, seconds: float, me:
             if task is c:
                 if "typing" in note:
                     if note["typing"] == "customer":
-                        yield _sse_frame("typing", {"who": "The customer", "on": note.get("on", True)})
+                        yield sse.frame("typing", {"who": "The customer", "on": note.get("on", True)})
                 else:
-                    yield _sse_frame("thread", {})
+                    yield sse.frame("thread", {})
             elif note.get("by") == me:
                 continue
             elif "viewing" in note:
-                yield _sse_frame("presence", {"name": note["viewing"], "here": True})
+                yield sse.frame("presence", {"name": note["viewing"], "here": True})
             elif "left" in note:
-                yield _sse_frame("presence", {"name": note["left"], "here": False})
+                yield sse.frame("presence", {"name": note["left"], "here": False})
             elif "typing" in note:
-                yield _sse_frame("typing", {"who": note["typing"], "on": True})
+                yield sse.frame("typing", {"who": note["typing"], "on": True})
             else:
-                yield _sse_frame("sidebar", {"field": note.get("field", "")})
+                yield sse.frame("sidebar", {"field": note.get("field", "")})
