@@ -104,6 +104,22 @@ class StoredPoint:
     sparse: SparseVector
     payload: dict[str, Any]
 
+    @classmethod
+    def from_record(
+        cls, point_id: object, vectors: Mapping[str, Any], payload: Mapping[str, Any] | None
+    ) -> StoredPoint:
+        """A point as either engine returns it (named vectors: ``DENSE`` and ``SPARSE``)."""
+        sparse = vectors.get(SPARSE)
+        return cls(
+            id=str(point_id),
+            dense=[float(x) for x in vectors.get(DENSE) or ()],
+            sparse=SparseVector(
+                indices=list(sparse.indices) if sparse is not None else [],
+                values=list(sparse.values) if sparse is not None else [],
+            ),
+            payload=dict(payload or {}),
+        )
+
 
 @dataclass(frozen=True)
 class SearchHit:

@@ -252,16 +252,7 @@ class EdgeStore:
             )
             for r in records:
                 vector: Any = r.vector or {}
-                sparse = vector.get(SPARSE)
-                yield StoredPoint(
-                    id=str(r.id),
-                    dense=[float(x) for x in vector.get(DENSE) or ()],
-                    sparse=SparseVector(
-                        indices=list(sparse.indices) if sparse is not None else [],
-                        values=list(sparse.values) if sparse is not None else [],
-                    ),
-                    payload=dict(r.payload or {}),
-                )
+                yield StoredPoint.from_record(r.id, vector, r.payload)
             if offset is None:
                 return
 
