@@ -8,6 +8,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET = REPO.parent / "shared" / "datasets" / "emanual"
+MTRAG = REPO.parent / "shared" / "datasets" / "mtrag-dev"
 
 
 def django_embedded(data_dir: str | None = None) -> Path:

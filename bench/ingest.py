@@ -1,8 +1,9 @@
 """Ingestion throughput, end to end, against raw SentenceTransformer.encode in the same run.
 
-    python bench/ingest.py [--distractors] [--limit N]
+    python bench/ingest.py [--corpus emanual|mtrag] [--distractors] [--limit N] [--data-dir DIR]
 
-Ingests ../shared/datasets/emanual/corpus (and with --distractors the ~9.3k distractor sections)
+Ingests ../shared/datasets/emanual/corpus (and with --distractors the ~9.3k distractor sections;
+with ``--corpus mtrag`` the 642 passages of ../shared/datasets/mtrag-dev/corpus into kb ``mtrag``)
 through the real services (parse -> split -> embed -> index into the embedded Qdrant engine,
 with every Document row updated), then encodes exactly the same chunk texts with a bare
 ``SentenceTransformer.encode`` call. Prints documents/s, chunks/s and the ratio of the two chunk
@@ -17,11 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from _setup import DATASET, django_embedded
+from _setup import DATASET, MTRAG, django_embedded
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", choices=["emanual", "mtrag"], default="emanual", help="which data set to ingest")
     parser.add_argument("--distractors", action="store_true", help="also ingest the distractor sections")
     parser.add_argument("--limit", type=int, default=0, help="only the first N files (quick runs)")
     parser.add_argument("--data-dir", default=None, help="keep the embedded data here (reuse for bench/answer.py)")
@@ -34,12 +36,14 @@ def main() -> None:
     from resolvo.knowledge.models import Document
     from resolvo.organizations.services import organization_ensure
 
-    files = sorted((DATASET / "corpus").glob("*.md"))
+    kb_name = args.corpus
+    root = MTRAG if args.corpus == "mtrag" else DATASET
+    files = sorted((root / "corpus").rglob("*.md"))
     if args.distractors:
         files += sorted((DATASET / "distractors").glob("*.md"))
     if args.limit:
         files = files[: args.limit]
-    kb = services.knowledge_base_create(organization=organization_ensure(slug="bench"), name="emanual")
+    kb = services.knowledge_base_create(organization=organization_ensure(slug="bench"), name=kb_name)
 
     # Load the model and open the store outside the timed region (both happen once per process).
     model = vectors.embedder()
@@ -53,7 +57,7 @@ def main() -> None:
         (staging / name).write_bytes(data)
     t0 = time.perf_counter()
     # Exactly what an admin runs: the ingest command (embedded mode: tasks run in-process).
-    call_command("ingest", "--org", "bench", "--kb", "emanual", str(staging), stdout=io.StringIO())
+    call_command("ingest", "--org", "bench", "--kb", kb_name, str(staging), stdout=io.StringIO())
     elapsed = time.perf_counter() - t0
 
     docs = Document.objects.filter(knowledge_base=kb)

@@ -343,7 +343,20 @@ LLM_THREADS = env_int("LLM_THREADS", 0)
 ANSWER_TOP_K = env_int("ANSWER_TOP_K", 5)
 ANSWER_MAX_TOKENS = env_int("ANSWER_MAX_TOKENS", 256)
 ANSWER_CONTEXT_TOKENS = env_int("ANSWER_CONTEXT_TOKENS", 1400)
-ANSWER_CONDENSE = env_str("ANSWER_CONDENSE", "llm")
+# Follow-ups: "carry" (no model: the conversation's salient words join a follow-up), "llm" (the
+# model rewrites; for a capable served model), "concat" or "off". docs/answering.md, "Conversations".
+ANSWER_CONDENSE = env_str("ANSWER_CONDENSE", "carry")
+if ANSWER_CONDENSE not in {"off", "concat", "carry", "llm"}:
+    from resolvo.env import ConfigError
+
+    raise ConfigError(f"ANSWER_CONDENSE must be off, concat, carry or llm, got {ANSWER_CONDENSE!r}")
+# The answer/abstain/clarify gate before generation (answers/gate.py; calibrated on mtrag-dev and
+# the E-Manual set, docs/answering.md "Knowing when not to answer"). 0 turns the score check off.
+ANSWER_GATE_MIN_SCORE = env_float("ANSWER_GATE_MIN_SCORE", 0.0)
+ANSWER_GATE_COVERAGE_WEIGHT = env_float("ANSWER_GATE_COVERAGE_WEIGHT", 0.5)
+ANSWER_GATE_CLARIFY = env_bool("ANSWER_GATE_CLARIFY", True)
+ANSWER_GATE_CLARIFY_MIN_DOCUMENTS = env_int("ANSWER_GATE_CLARIFY_MIN_DOCUMENTS", 2)
+ANSWER_GATE_CLARIFY_MAX_SIMILARITY = env_float("ANSWER_GATE_CLARIFY_MAX_SIMILARITY", 1.0)
 # Abstention and citation thresholds, tuned on the development set (docs/answering.md).
 ANSWER_MIN_RETRIEVAL_SIMILARITY = env_float("ANSWER_MIN_RETRIEVAL_SIMILARITY", 0.30)
 ANSWER_CITE_SIMILARITY = env_float("ANSWER_CITE_SIMILARITY", 0.40)

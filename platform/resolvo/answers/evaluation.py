@@ -6,10 +6,26 @@ import json
 import re
 import string
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+QueryMode = Literal["last", "condensed", "rewrite"]
+QUERY_MODES: tuple[QueryMode, ...] = ("last", "condensed", "rewrite")
+
+NOT_ANSWERABLE = {"unanswerable", "underspecified", "no", "false"}
+"""Answerability labels whose questions have no answer to retrieve (the rest count as answerable;
+MTRAG's ``partial`` is answerable in part)."""
+
+_USER_SPEAKERS = {"user", "customer", "human", "visitor"}
+_AGENT_SPEAKERS = {"agent", "assistant", "bot", "system_agent"}
+
+
+@dataclass(frozen=True)
+class EvalTurn:
+    role: Literal["user", "assistant"]
+    content: str
 
 
 @dataclass(frozen=True)
@@ -19,10 +35,42 @@ class EvalQuestion:
     gold_doc_ids: tuple[str, ...]
     answer: str = ""
     answerable: bool = True
+    answerability: str = "answerable"
+    """The set's label as written (``answerable``, ``partial``, ``unanswerable``, ``underspecified``)."""
+    history: tuple[EvalTurn, ...] = ()
+    """The turns before the current one, oldest first (empty for a one-shot question)."""
+    last_turn: str = ""
+    """The current user turn as the customer typed it ("" when the record has no conversation)."""
+    rewrite: str = ""
+    """The set's human standalone rewrite of the current turn, when it has one."""
+
+    @property
+    def typed(self) -> str:
+        """What the customer typed last: the current turn, or the question of a one-shot record."""
+        return self.last_turn or self.question
+
+
+def _turns(raw: Any) -> list[EvalTurn]:
+    """Conversation turns in either shape: MTRAG's ``{speaker, text}`` or chat's ``{role, content}``."""
+    out = []
+    for t in raw or ():
+        speaker = str(t.get("speaker", t.get("role", ""))).lower()
+        text = str(t.get("text", t.get("content", "")) or "").strip()
+        if speaker in _USER_SPEAKERS:
+            out.append(EvalTurn("user", text))
+        elif speaker in _AGENT_SPEAKERS:
+            out.append(EvalTurn("assistant", text))
+        else:
+            raise ValueError(f"unknown speaker {speaker!r}")
+    return out
 
 
 def load_questions(path: Path) -> list[EvalQuestion]:
-    """Read a JSONL file; raise ValueError naming the line of a malformed record."""
+    """Read a JSONL file; raise ValueError naming the line of a malformed record.
+
+    A record may carry a ``conversation`` (earlier user and agent turns, and optionally the current
+    user turn last, as MTRAG does). The human rewrite is ``rewrite``, or MTRAG's ``question`` when
+    the record also has ``question_last_turn`` (its ``question`` is then the rewrite)."""
     out = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -30,16 +78,30 @@ def load_questions(path: Path) -> list[EvalQuestion]:
         try:
             row = json.loads(line)
             answerability = str(row.get("answerability", "answerable")).lower()
+            question = str(row["question"])
+            turns = _turns(row.get("conversation"))
+            last_turn = ""
+            if turns and turns[-1].role == "user":
+                last_turn = turns.pop().content
+            elif turns or row.get("question_last_turn"):
+                last_turn = str(row.get("question_last_turn") or question)
+            rewrite = str(row.get("rewrite") or "")
+            if not rewrite and row.get("question_last_turn"):
+                rewrite = question
             out.append(
                 EvalQuestion(
                     id=str(row["id"]),
-                    question=str(row["question"]),
+                    question=question,
                     gold_doc_ids=tuple(str(g) for g in row.get("gold_doc_ids") or ()),
                     answer=str(row.get("answer") or ""),
-                    answerable=answerability not in {"unanswerable", "no", "false"},
+                    answerable=answerability not in NOT_ANSWERABLE,
+                    answerability=answerability,
+                    history=tuple(turns),
+                    last_turn=last_turn,
+                    rewrite=rewrite,
                 )
             )
-        except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ValueError(f"{path}:{n}: not a valid question record ({exc})") from None
     return out
 
@@ -109,6 +171,25 @@ class Report:
     retrieval_ms: list[float] = field(default_factory=list)
     total_ms: list[float] = field(default_factory=list)
     first_token_ms: list[float] = field(default_factory=list)
+    query_recall: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in QUERY_MODES})
+    """recall@k of each query mode, on the tasks that have a human rewrite (and gold documents)."""
+    outcomes: dict[str, Counter[str]] = field(default_factory=dict)
+    """Answer outcomes (answered, quoted, abstained, clarified, error) by answerability label."""
+    gate: dict[str, Counter[str]] = field(default_factory=dict)
+    """The gate's outcomes (answer, abstain, clarify) by answerability label."""
+
+    def add_query_recall(self, q: EvalQuestion, ranked_by_mode: Mapping[str, Sequence[str]]) -> None:
+        """Retrieval of one task with every query mode; counted only where the set has a rewrite."""
+        if not (q.rewrite and q.answerable and q.gold_doc_ids):
+            return
+        for mode, ranked in ranked_by_mode.items():
+            self.query_recall[mode].append(recall_at(ranked, q.gold_doc_ids, self.k))
+
+    def add_gate(self, q: EvalQuestion, outcome: str) -> None:
+        self.gate.setdefault(q.answerability, Counter())[outcome] += 1
+
+    def add_outcome(self, q: EvalQuestion, outcome: str) -> None:
+        self.outcomes.setdefault(q.answerability, Counter())[outcome] += 1
 
     def add_retrieval(self, q: EvalQuestion, ranked_docs: Sequence[str], ms: float) -> None:
         self.questions += 1
@@ -133,7 +214,7 @@ class Report:
             if q.gold_doc_ids:
                 self.cited += len(cited_docs)
                 self.cited_gold += sum(1 for d in cited_docs if d in q.gold_doc_ids)
-        else:
+        elif q.answerability != "underspecified":  # underspecified: clarifying is right, see outcomes
             self.abstained_unanswerable.append(abstained)
 
     def as_dict(self) -> dict[str, Any]:
@@ -143,6 +224,38 @@ class Report:
         def rate(xs: Sequence[bool]) -> float | None:
             return round(sum(xs) / len(xs), 4) if xs else None
 
+        def share(by_label: dict[str, Counter[str]], label: str, outcome: str) -> float | None:
+            counts = by_label.get(label)
+            return round(counts[outcome] / sum(counts.values()), 4) if counts else None
+
+        def answerable_share(by_label: dict[str, Counter[str]], outcome: str) -> float | None:
+            counts = sum((c for lab, c in by_label.items() if lab not in NOT_ANSWERABLE), Counter())
+            return round(counts[outcome] / sum(counts.values()), 4) if counts else None
+
+        query = {f"recall@{self.k}_{m}": mean(v) for m, v in self.query_recall.items()}
+        condensed, rewrite = query[f"recall@{self.k}_condensed"], query[f"recall@{self.k}_rewrite"]
+        extra: dict[str, Any] = {}
+        if self.query_recall["rewrite"]:
+            extra["query_modes"] = {
+                "tasks_with_rewrite": len(self.query_recall["rewrite"]),
+                **query,
+                "condensed_over_rewrite": round(condensed / rewrite, 4) if condensed is not None and rewrite else None,
+            }
+        if self.gate:
+            extra["gate"] = {
+                "by_label": {lab: dict(sorted(c.items())) for lab, c in sorted(self.gate.items())},
+                "abstain_answerable": answerable_share(self.gate, "abstain"),
+                "abstain_unanswerable": share(self.gate, "unanswerable", "abstain"),
+                "clarify_underspecified": share(self.gate, "underspecified", "clarify"),
+                "clarify_answerable": answerable_share(self.gate, "clarify"),
+            }
+        if self.outcomes:
+            extra["outcomes"] = {
+                "by_label": {lab: dict(sorted(c.items())) for lab, c in sorted(self.outcomes.items())},
+                "abstained_unanswerable": share(self.outcomes, "unanswerable", "abstained"),
+                "clarified_underspecified": share(self.outcomes, "underspecified", "clarified"),
+                "clarified_answerable": answerable_share(self.outcomes, "clarified"),
+            }
         return {
             "questions": self.questions,
             "recall@1": mean(self.recall[1]),
@@ -163,4 +276,5 @@ class Report:
                 "first_token_p50": round(percentile(self.first_token_ms, 50), 1) if self.first_token_ms else None,
                 "first_token_p95": round(percentile(self.first_token_ms, 95), 1) if self.first_token_ms else None,
             },
+            **extra,
         }

@@ -1,0 +1,55 @@
+"""The gate before generation: answer, abstain when the docs don't cover it, clarify when ambiguous."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from resolvo.answers import gate
+from resolvo.answers.engine import Turn
+from resolvo.knowledge.selectors import chunks_search
+
+pytestmark = pytest.mark.django_db
+
+
+def assess(kb: Any, query: str, history: tuple[Turn, ...] = ()) -> gate.Assessment:
+    chunks = chunks_search(knowledge_base=kb, query=query, limit=5)
+    return gate.assess(query, chunks, history=history, config=gate.GateConfig.from_settings())
+
+
+def test_off_topic_question_abstains(lumen_kb: Any) -> None:
+    result = assess(lumen_kb, "Who won the 1998 football world cup final?")
+    assert result.outcome == "abstain"
+    assert result.reason in {"weak_retrieval", "not_covered"}
+
+
+def test_clear_question_is_answered(lumen_kb: Any) -> None:
+    result = assess(lumen_kb, "What does a blinking amber status light on the Lumen Hub mean?")
+    assert result.outcome == "answer"
+    assert result.options == []
+
+
+def test_reference_without_referent_asks_which_document_is_meant(lumen_kb: Any) -> None:
+    result = assess(lumen_kb, "How do I connect it to the Wi-Fi from my phone?")
+    assert result.outcome == "clarify"
+    assert result.reason == "ambiguous"
+    assert 2 <= len(result.options) <= 3
+    assert {
+        "Setting up your Lumen Hub with an iPhone or iPad",
+        "Setting up your Lumen Hub with an Android phone",
+    } <= set(result.options)
+
+
+def test_the_same_words_are_answered_once_the_conversation_named_the_thing(lumen_kb: Any) -> None:
+    history = (Turn("user", "I have an Android phone and a new Lumen Hub."), Turn("assistant", "Great."))
+    result = assess(lumen_kb, "How do I connect it to the Wi-Fi from my Android phone?", history)
+    assert result.outcome == "answer"
+
+
+def test_unresolved_references_need_a_missing_referent() -> None:
+    assert gate.unresolved_references("In which country is this language officially spoken?") == 1
+    assert gate.unresolved_references("What is the actor's approach to fitness?") == 1
+    said = (Turn("user", "Tell me about the Basque language."),)
+    assert gate.unresolved_references("In which country is this language officially spoken?", said) == 0
+    assert gate.unresolved_references("What does the status light mean?") == 0
