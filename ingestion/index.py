@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ingestion.embed import Embedder
 from ingestion.sparse import SparseEncoder
-from ingestion.store.base import DOCUMENT, KB, ORG, POSITION, StoredPoint, VectorStore
+from ingestion.store.base import DOCUMENT, KB, ORG, POSITION, TAGS, StoredPoint, VectorStore
 from ingestion.types import Chunk
 
 _NAMESPACE = uuid.UUID("7d1b8f3e-8f43-4b0e-9a52-5d6a0c1f2e11")
@@ -31,6 +31,8 @@ class DocumentRef:
     source: str
     title: str
     url: str = ""
+    tags: tuple[str, ...] = ()
+    """Every chunk's ``tags`` payload (see :mod:`ingestion.tags`); scoped searches filter on it."""
 
 
 @dataclass(frozen=True)
@@ -120,8 +122,16 @@ def index_documents(
         stale = sorted(plan.existing - {pid for pid, _ in plan.wanted})
         store.delete_ids(org=plan.ref.org, ids=stale)
         kept = len(plan.wanted) - plan.embedded
+        if kept:
+            # Points kept from the last version carry the tags it had; the document's may differ.
+            document_tags_set(store=store, ref=plan.ref)
         results.append(IndexResult(plan.embedded, kept, len(stale), plan.embed_s, plan.store_s))
     return results
+
+
+def document_tags_set(*, store: VectorStore, ref: DocumentRef) -> None:
+    """Give every stored point of the document ``ref.tags``, in place (nothing is re-embedded)."""
+    store.set_payload(org=ref.org, document=ref.document, payload={TAGS: list(ref.tags)})
 
 
 def _payload(ref: DocumentRef, chunk: Chunk) -> dict[str, object]:
@@ -130,6 +140,7 @@ def _payload(ref: DocumentRef, chunk: Chunk) -> dict[str, object]:
         KB: ref.kb,
         DOCUMENT: ref.document,
         POSITION: chunk.position,
+        TAGS: list(ref.tags),
         "source": ref.source,
         "title": ref.title,
         "url": ref.url,

@@ -19,6 +19,8 @@ ORG = "org"
 KB = "kb"
 DOCUMENT = "document"
 POSITION = "position"
+TAGS = "tags"
+"""The document's tags (a keyword list): a scoped search matches any of the tags it is given."""
 
 Fusion = Literal["rrf", "dbsf"]
 DenseVector = Sequence[float] | npt.NDArray[np.float32]
@@ -148,6 +150,11 @@ class VectorStore(Protocol):
 
     def count(self, *, org: str, kb: str | None = None, document: str | None = None) -> int: ...
 
+    def set_payload(self, *, org: str, document: str, payload: Mapping[str, Any]) -> None:
+        """Set the given payload keys on every point of one document, in place: vectors and the
+        other keys stay as they are (retagging a document re-embeds nothing)."""
+        ...
+
     def search(
         self,
         *,
@@ -160,9 +167,11 @@ class VectorStore(Protocol):
         fusion: Fusion = "rrf",
         rrf_k: int = 60,
         with_vectors: bool = False,
+        tags: Sequence[str] | None = None,
     ) -> list[SearchHit]:
         """Hybrid search fused inside Qdrant (Query API prefetch + RRF with ``rrf_k``, or DBSF);
-        sparse=None gives dense only."""
+        sparse=None gives dense only. ``tags``: only points with any of them (a filter inside
+        the store, on the ``tags`` payload index); ``None`` or empty: no tag scope."""
         ...
 
     def candidates(
@@ -174,9 +183,10 @@ class VectorStore(Protocol):
         sparse: SparseVector,
         limit: int,
         with_vectors: bool = False,
+        tags: Sequence[str] | None = None,
     ) -> tuple[list[SearchHit], list[SearchHit]]:
         """The dense and the sparse candidate lists, best first, from one batched request, for
-        fusion by the caller (see ``ingestion.fusion``)."""
+        fusion by the caller (see ``ingestion.fusion``); ``tags`` as in :meth:`search`."""
         ...
 
     def points_at(self, *, org: str, positions: Mapping[str, Sequence[int]]) -> list[SearchHit]:

@@ -24,6 +24,7 @@ from ingestion.store.base import (
     ORG,
     POSITION,
     SPARSE,
+    TAGS,
     DenseVector,
     Fusion,
     SearchHit,
@@ -72,6 +73,7 @@ class EdgeStore:
             KB: qe.KeywordIndexParams(),
             DOCUMENT: qe.KeywordIndexParams(),
             POSITION: qe.IntegerIndexParams(lookup=True, range=False),
+            TAGS: qe.KeywordIndexParams(),
         }
         for field, params in wanted.items():
             if field not in existing:
@@ -83,13 +85,17 @@ class EdgeStore:
         kb: str | None = None,
         document: str | None = None,
         *,
+        tags: Sequence[str] | None = None,
         must: Sequence[Any] = (),
         should: Sequence[Any] = (),
     ) -> qe.Filter:
-        """The tenant scope (:func:`~ingestion.store.base.tenant_scope`) plus extra conditions."""
+        """The tenant scope (:func:`~ingestion.store.base.tenant_scope`), the tag scope (any of
+        ``tags``, when given) and extra conditions."""
         scope: list[Any] = [
             qe.FieldCondition(key=key, match=qe.MatchValue(value)) for key, value in tenant_scope(org, kb, document)
         ]
+        if tags:
+            scope.append(qe.FieldCondition(key=TAGS, match=qe.MatchAny(list(tags))))
         return qe.Filter(must=[*scope, *must], should=list(should) or None)
 
     def upsert(self, points: Sequence[StoredPoint]) -> None:
@@ -138,6 +144,13 @@ class EdgeStore:
     def count(self, *, org: str, kb: str | None = None, document: str | None = None) -> int:
         return int(self._shard.count(qe.CountRequest(filter=self._filter(org, kb, document), exact=True)))
 
+    def set_payload(self, *, org: str, document: str, payload: Mapping[str, Any]) -> None:
+        with self._write:
+            self._shard.update(
+                qe.UpdateOperation.set_payload_by_filter(self._filter(org, document=document), dict(payload))
+            )
+            self._shard.flush()
+
     def search(
         self,
         *,
@@ -150,8 +163,9 @@ class EdgeStore:
         fusion: Fusion = "rrf",
         rrf_k: int = 60,
         with_vectors: bool = False,
+        tags: Sequence[str] | None = None,
     ) -> list[SearchHit]:
-        flt = self._filter(org, kb)
+        flt = self._filter(org, kb, tags=tags)
         vectors: Any = [DENSE] if with_vectors else False
         dense_query = qe.Query.Nearest([float(x) for x in dense], using=DENSE)
         if sparse is None or not sparse.indices:
@@ -186,8 +200,9 @@ class EdgeStore:
         sparse: SparseVector,
         limit: int,
         with_vectors: bool = False,
+        tags: Sequence[str] | None = None,
     ) -> tuple[list[SearchHit], list[SearchHit]]:
-        flt = self._filter(org, kb)
+        flt = self._filter(org, kb, tags=tags)
         vectors: Any = [DENSE] if with_vectors else False
         queries = [
             qe.Query.Nearest([float(x) for x in dense], using=DENSE),

@@ -28,6 +28,7 @@ from ingestion.store.base import (
     ORG,
     POSITION,
     SPARSE,
+    TAGS,
     CollectionConfig,
     DenseVector,
     Fusion,
@@ -47,6 +48,7 @@ _PAYLOAD_INDEXES: tuple[tuple[str, Any], ...] = (
     (KB, models.PayloadSchemaType.KEYWORD),
     (DOCUMENT, models.PayloadSchemaType.KEYWORD),
     (POSITION, models.PayloadSchemaType.INTEGER),
+    (TAGS, models.PayloadSchemaType.KEYWORD),
 )
 
 
@@ -238,14 +240,18 @@ class ServerStore:
         kb: str | None = None,
         document: str | None = None,
         *,
+        tags: Sequence[str] | None = None,
         must: Sequence[Any] = (),
         should: Sequence[Any] = (),
     ) -> models.Filter:
-        """The tenant scope (:func:`~ingestion.store.base.tenant_scope`) plus extra conditions."""
+        """The tenant scope (:func:`~ingestion.store.base.tenant_scope`), the tag scope (any of
+        ``tags``, when given) and extra conditions."""
         scope: list[Any] = [
             models.FieldCondition(key=key, match=models.MatchValue(value=value))
             for key, value in tenant_scope(org, kb, document)
         ]
+        if tags:
+            scope.append(models.FieldCondition(key=TAGS, match=models.MatchAny(any=list(tags))))
         return models.Filter(must=[*scope, *must], should=list(should) or None)
 
     def upsert(self, points: Sequence[StoredPoint]) -> None:
@@ -302,6 +308,15 @@ class ServerStore:
             response = self._client.count(self.collection, count_filter=self._filter(org, kb, document), exact=True)
         return int(response.count)
 
+    def set_payload(self, *, org: str, document: str, payload: Mapping[str, Any]) -> None:
+        with _unavailable_is_transient("set payload"):
+            self._client.set_payload(
+                self.collection,
+                payload=dict(payload),
+                points=models.FilterSelector(filter=self._filter(org, document=document)),
+                wait=True,
+            )
+
     def search(
         self,
         *,
@@ -314,8 +329,9 @@ class ServerStore:
         fusion: Fusion = "rrf",
         rrf_k: int = 60,
         with_vectors: bool = False,
+        tags: Sequence[str] | None = None,
     ) -> list[SearchHit]:
-        flt = self._filter(org, kb)
+        flt = self._filter(org, kb, tags=tags)
         vectors: Any = [DENSE] if with_vectors else False
         dense_query = [float(x) for x in dense]
         with _unavailable_is_transient("search"):
@@ -360,8 +376,9 @@ class ServerStore:
         sparse: SparseVector,
         limit: int,
         with_vectors: bool = False,
+        tags: Sequence[str] | None = None,
     ) -> tuple[list[SearchHit], list[SearchHit]]:
-        flt = self._filter(org, kb)
+        flt = self._filter(org, kb, tags=tags)
         vectors: Any = [DENSE] if with_vectors else False
         requests = [
             models.QueryRequest(

@@ -237,7 +237,82 @@ def test_every_request_needs_an_organization(store: VectorStore) -> None:
     assert store.count(org="1") == 1
 
 
-OPERATIONS = ["upsert", "point_ids", "delete_ids", "delete_where", "count", "search", "candidates", "points_at"]
+def _tagged(org: str, doc: str, pos: int, text: str, tags: list[str], seed: int) -> StoredPoint:
+    point = _point(org, "1", doc, pos, text, seed=seed)
+    return StoredPoint(point.id, point.dense, point.sparse, {**point.payload, "tags": tags})
+
+
+def test_a_scoped_search_filters_inside_the_store(store: VectorStore) -> None:
+    """The out-of-scope chunks are the closest to the query, yet a scoped search with limit=k
+    returns k in-scope chunks: the tag filter runs inside the store, not on a cut-off list."""
+    query = _vec(1)
+    store.upsert([_tagged("1", "10", i, "reset the tv remote", ["tv"], seed=1) for i in range(6)])  # nearest
+    store.upsert([_tagged("1", "20", i, f"reset the phone {i}", ["galaxy-s10"], seed=50 + i) for i in range(4)])
+    store.upsert([_tagged("1", "30", 0, "reset the phone and tv", ["galaxy-s10", "tv"], seed=99)])
+    store.upsert([_tagged("2", "40", i, "reset the phone", ["galaxy-s10"], seed=1) for i in range(3)])  # other org
+    hits = store.search(org="1", kb="1", dense=query, sparse=None, limit=3, prefetch=3, tags=["galaxy-s10"])
+    assert len(hits) == 3
+    assert all("galaxy-s10" in h.payload["tags"] and h.payload["org"] == "1" for h in hits)
+    fused = store.search(
+        org="1", kb="1", dense=query, sparse=SPARSE.embed_query("reset tv"), limit=5, prefetch=5, tags=["galaxy-s10"]
+    )
+    assert len(fused) == 5 and {h.payload["document"] for h in fused} == {"20", "30"}
+    dense, lexical = store.candidates(
+        org="1", kb="1", dense=query, sparse=SPARSE.embed_query("reset tv"), limit=4, tags=["galaxy-s10"]
+    )
+    assert len(dense) == 4 and len(lexical) == 4
+    assert all("galaxy-s10" in h.payload["tags"] for h in dense + lexical)
+    # Any of several tags; no tags is the whole knowledge base.
+    both = store.search(org="1", kb="1", dense=query, sparse=None, limit=20, prefetch=20, tags=["tv", "galaxy-s10"])
+    assert len(both) == 11
+    assert len(store.search(org="1", kb="1", dense=query, sparse=None, limit=20, prefetch=20, tags=[])) == 11
+    assert store.search(org="1", kb="1", dense=query, sparse=None, limit=5, prefetch=5, tags=["washer"]) == []
+
+
+def test_set_payload_retags_one_documents_points_in_place(store: VectorStore) -> None:
+    store.upsert([_tagged("1", "10", i, f"reset the hub {i}", ["tv"], seed=i) for i in range(3)])
+    store.upsert([_tagged("2", "10", 0, "reset the hub", ["tv"], seed=0)])  # same document id, other org
+    before = {
+        h.id: h
+        for h in store.search(org="1", kb="1", dense=_vec(0), sparse=None, limit=5, prefetch=5, with_vectors=True)
+    }
+    store.set_payload(org="1", document="10", payload={"tags": ["soundbar"]})
+    after = store.search(
+        org="1", kb="1", dense=_vec(0), sparse=None, limit=5, prefetch=5, with_vectors=True, tags=["soundbar"]
+    )
+    assert {h.id for h in after} == set(before)
+    for hit in after:  # vectors and the rest of the payload are untouched
+        assert hit.dense is not None and np.allclose(hit.dense, before[hit.id].dense or [], atol=1e-6)
+        assert hit.payload["text"] == before[hit.id].payload["text"]
+    assert store.search(org="1", kb="1", dense=_vec(0), sparse=None, limit=5, prefetch=5, tags=["tv"]) == []
+    [other] = store.search(org="2", kb="1", dense=_vec(0), sparse=None, limit=5, prefetch=5, tags=["tv"])
+    assert other.payload["tags"] == ["tv"]
+    with pytest.raises(ValueError, match="org is required"):
+        store.set_payload(org="", document="10", payload={"tags": []})
+
+
+def test_the_embedded_engine_indexes_tags_as_keywords(tmp_path: Path) -> None:
+    import qdrant_edge as qe
+
+    store = EdgeStore.open(path=str(tmp_path), collection="chunks__test__8", dimension=DIM)
+    store.upsert([_tagged("1", "10", 0, "reset", ["tv", "remote"], seed=0)])
+    tags = store._shard.info().payload_schema["tags"]
+    store.close()
+    assert tags.data_type == qe.PayloadSchemaType.Keyword
+    assert tags.points == 1
+
+
+OPERATIONS = [
+    "upsert",
+    "point_ids",
+    "delete_ids",
+    "delete_where",
+    "count",
+    "set_payload",
+    "search",
+    "candidates",
+    "points_at",
+]
 
 
 @pytest.mark.parametrize("operation", OPERATIONS)
@@ -262,6 +337,7 @@ def test_server_outage_is_transient_for_every_operation(operation: str) -> None:
         "delete_ids": lambda: down.delete_ids(org="1", ids=[str(uuid.uuid4())]),
         "delete_where": lambda: down.delete_where(org="1", document="10"),
         "count": lambda: down.count(org="1"),
+        "set_payload": lambda: down.set_payload(org="1", document="10", payload={"tags": ["tv"]}),
         "search": lambda: down.search(org="1", kb="1", dense=_vec(1), sparse=None, limit=1, prefetch=1),
         "candidates": lambda: down.candidates(
             org="1", kb="1", dense=_vec(1), sparse=SPARSE.embed_query("reset"), limit=1

@@ -128,7 +128,8 @@ def test_setup_makes_the_tenant_index_with_is_tenant(tmp_path: Path) -> None:
     recording = RecordingClient(ServerStore.client(url=url))
     ServerStore(recording, COLLECTION).setup(dimension=DIM, config=SCALED)  # type: ignore[arg-type]
     indexes = dict(recording.indexes)
-    assert set(indexes) == {"org", "kb", "document", "position"}
+    assert set(indexes) == {"org", "kb", "document", "position", "tags"}
+    assert indexes["tags"] == models.PayloadSchemaType.KEYWORD  # scoped searches filter on it
     assert isinstance(indexes["org"], models.KeywordIndexParams) and indexes["org"].is_tenant is True
     assert indexes["position"] == models.PayloadSchemaType.INTEGER
 
