@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from ingestion.tags import TagError, validate_tags, validate_url_rules
 from resolvo.knowledge import services
 from resolvo.knowledge.models import Document, KnowledgeBase
 from resolvo.organizations.admin import TenantScopedAdmin
@@ -32,15 +33,66 @@ class MultipleFileField(forms.FileField):
         return super().clean(data, initial)
 
 
+class TagsField(forms.CharField):
+    """Tags typed as ``tv, galaxy-s10``; cleaned to a checked list (see :mod:`ingestion.tags`)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault(
+            "help_text",
+            "Comma-separated tags (letters, digits, hyphens), e.g. tv, galaxy-s10. Answers can be scoped to them.",
+        )
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value: Any) -> Any:
+        return ", ".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
+        if isinstance(value, list):
+            value = ", ".join(str(v) for v in value)
+        try:
+            return validate_tags(str(value or ""))
+        except TagError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        try:
+            return sorted(initial or []) != self.to_python(data)
+        except forms.ValidationError:
+            return True
+
+
 class UploadForm(forms.Form):
     documents = MultipleFileField(required=False)
     urls = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}), required=False, help_text="One URL or sitemap per line."
     )
+    tags = TagsField()
+
+
+class KnowledgeBaseForm(forms.ModelForm):
+    class Meta:
+        model = KnowledgeBase
+        fields = ["url_tag_rules"]  # the admin adds the rest of its fields
+
+    def clean_url_tag_rules(self) -> dict[str, list[str]]:
+        try:
+            return validate_url_rules(self.cleaned_data.get("url_tag_rules"))
+        except TagError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+class DocumentForm(forms.ModelForm):
+    tags = TagsField()
+
+    class Meta:
+        model = Document
+        fields = ["tags"]  # the admin adds the rest of its fields
 
 
 @admin.register(KnowledgeBase)
 class KnowledgeBaseAdmin(TenantScopedAdmin):
+    form = KnowledgeBaseForm
     list_display = ["name", "organization", "created_at"]
     list_filter = [("organization", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name", "organization__name"]
@@ -61,6 +113,7 @@ class KnowledgeBaseAdmin(TenantScopedAdmin):
         form = UploadForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             count = 0
+            tags = form.cleaned_data["tags"] or None  # none typed: a replaced document keeps its tags
             for upload in request.FILES.getlist("documents"):
                 # Never read more than the limit into memory; the service records the refusal.
                 services.document_upload(
@@ -68,11 +121,12 @@ class KnowledgeBaseAdmin(TenantScopedAdmin):
                     filename=upload.name or "upload",
                     content=upload.read(settings.INGEST_MAX_BYTES + 1),
                     declared_size=upload.size,
+                    tags=tags,
                 )
                 count += 1
             for line in form.cleaned_data["urls"].splitlines():
                 if line.strip():
-                    services.source_add(knowledge_base=kb, url=line.strip())
+                    services.source_add(knowledge_base=kb, url=line.strip(), tags=tags)
                     count += 1
             messages.success(request, f"{count} item(s) queued for ingestion.")
             return HttpResponseRedirect(
@@ -95,10 +149,12 @@ class KnowledgeBaseAdmin(TenantScopedAdmin):
 
 @admin.register(Document)
 class DocumentAdmin(TenantScopedAdmin):
+    form = DocumentForm
     tenant_path = "knowledge_base__organization"
     list_display = [
         "source",
         "knowledge_base",
+        "tags",
         "status",
         "chunk_count",
         "chunks_done",
@@ -137,8 +193,15 @@ class DocumentAdmin(TenantScopedAdmin):
         "index_ms",
         "mime_type",
         "byte_size",
+        "source_tags",
     ]
     actions = ["retry", "delete_with_points"]
+
+    def save_model(self, request: HttpRequest, obj: Document, form: forms.ModelForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and "tags" in form.changed_data:
+            # Retags the stored chunks in place (a payload update, nothing re-embedded).
+            services.document_tags_set(document=obj, tags=form.cleaned_data["tags"])
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # documents arrive through the knowledge base's upload page

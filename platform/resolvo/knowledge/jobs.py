@@ -11,6 +11,7 @@ writes people start (upload, add a URL, retry, delete) are in :mod:`resolvo.know
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import threading
@@ -26,7 +27,9 @@ from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from ingestion.index import DocumentRef, index_documents
+from ingestion.index import DocumentRef, document_tags_set, index_documents
+from ingestion.store import VectorStore
+from ingestion.tags import merge_tags, tags_for_url, tags_from_metadata
 from ingestion.types import Chunk, IngestionError, TransientError
 from resolvo.knowledge import services, vectors
 from resolvo.knowledge.models import Document
@@ -413,7 +416,9 @@ def _prepare(doc: Document) -> _Prepared:
     _check_chunk_budget(len(chunks), estimated=False)
     title = str(parsed.metadata.get("title") or parsed.title or doc.source)[:500]
     url = doc.url or str(parsed.metadata.get("url") or parsed.metadata.get("section_url") or "")
+    source_tags = merge_tags(tags_from_metadata(parsed.metadata), _url_rule_tags(doc))
     updated = _mine(doc).update(
+        source_tags=source_tags,
         warnings=" ".join([*_name_notes(doc), *split.notes]),
         status=Status.EMBEDDING,
         title=title,
@@ -435,8 +440,39 @@ def _prepare(doc: Document) -> _Prepared:
         source=doc.source,
         title=title,
         url=url,
+        tags=tuple(merge_tags(doc.tags or [], source_tags)),
     )
     return _Prepared(doc, ref, chunks)
+
+
+def _url_rule_tags(doc: Document) -> list[str]:
+    """The tags the knowledge base's URL rules give a web page (``KnowledgeBase.url_tag_rules``)."""
+    if doc.kind != Document.Kind.URL or not doc.knowledge_base.url_tag_rules:
+        return []
+    return tags_for_url(doc.source, doc.knowledge_base.url_tag_rules)
+
+
+def document_tags_apply(*, document_id: int) -> bool:
+    """Give the document's stored points its current tags, in place: one payload update in the
+    vector store, nothing re-embedded. Called after the tags changed (admin edit, API, re-upload
+    of the same bytes); a run indexing the document at that moment applies them again when it
+    finishes (see :func:`_index`). False when the document is gone."""
+    doc = Document.objects.select_related("knowledge_base").filter(pk=document_id).first()
+    if doc is None or doc.is_sitemap:
+        return False
+    document_tags_set(store=vectors.get_store(), ref=_tags_ref(doc, doc.all_tags))
+    return True
+
+
+def _tags_ref(doc: Document, tags: list[str]) -> DocumentRef:
+    return DocumentRef(
+        org=str(doc.knowledge_base.organization_id),
+        kb=str(doc.knowledge_base_id),
+        document=str(doc.pk),
+        source=doc.source,
+        title=doc.title,
+        tags=tuple(tags),
+    )
 
 
 def _check_chunk_budget(chunks: int, *, estimated: bool) -> None:
@@ -463,6 +499,13 @@ def _requeue(held: dict[int, int]) -> None:
         Document.objects.filter(pk=document_id, lease_token=token, status__in=RUNNING).update(
             status=Status.QUEUED, lease_until=None
         )
+
+
+def _reconcile_tags(store: VectorStore, p: _Prepared) -> None:
+    """Tags edited while the run embedded (the run wrote the ones it read at the start)."""
+    current = Document.objects.filter(pk=p.doc.pk).values_list("tags", "source_tags").first()
+    if current is not None and (tags := merge_tags(current[0] or [], current[1] or [])) != list(p.ref.tags):
+        document_tags_set(store=store, ref=dataclasses.replace(p.ref, tags=tuple(tags)))
 
 
 def _index(prepared: list[_Prepared]) -> dict[int, IngestOutcome]:
@@ -527,6 +570,7 @@ def _index(prepared: list[_Prepared]) -> dict[int, IngestOutcome]:
             if updated:
                 _finished(p.doc.pk, "document.indexed")
         if updated:
+            _reconcile_tags(store, p)
             outcomes[p.doc.pk] = IngestOutcome(Status.INDEXED, len(p.chunks), result.embedded, result.deleted)
             continue
         # Deleted or re-queued while we worked; the newer request decides what stays. A delete

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
+from ingestion.tags import merge_tags
 from resolvo.organizations.models import Organization
 
 
@@ -11,6 +12,11 @@ class KnowledgeBase(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="knowledge_bases")
     name = models.CharField(max_length=100)
     description = models.TextField(blank=True)
+    url_tag_rules = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Tags for web pages by URL path prefix, e.g. {"/docs/tv/": ["tv"]} (see docs/ingestion.md).',
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -53,6 +59,20 @@ class Document(models.Model):
     file = models.FileField(upload_to=document_upload_path, blank=True, max_length=500)
     title = models.CharField(max_length=500, blank=True)
     url = models.URLField(max_length=1000, blank=True, help_text="Where a customer can read the original.")
+    tags = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Tags given by people (upload form, API, folder name): lowercase slugs like 'galaxy-s10'.",
+    )
+    source_tags = models.JSONField(
+        default=list,
+        blank=True,
+        editable=False,
+        help_text=(
+            "Tags the source gives itself: front matter (tags, product, manual) and the knowledge base's URL "
+            "rules; found again at each ingestion."
+        ),
+    )
     mime_type = models.CharField(max_length=100, blank=True)
     byte_size = models.PositiveBigIntegerField(default=0)
     content_hash = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the source bytes.")
@@ -91,6 +111,11 @@ class Document(models.Model):
     @property
     def organization_id(self) -> int:
         return int(self.knowledge_base.organization_id)
+
+    @property
+    def all_tags(self) -> list[str]:
+        """What every chunk's payload carries: the people's tags and the document's own."""
+        return merge_tags(self.tags or [], self.source_tags or [])
 
     @property
     def is_sitemap(self) -> bool:

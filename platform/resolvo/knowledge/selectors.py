@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db.models import Count, Q, QuerySet, Sum
@@ -88,6 +89,8 @@ def document_as_dict(document: Document) -> dict[str, object]:
         "kind": document.kind,
         "parent": document.parent_id,
         "title": document.title,
+        "tags": list(document.tags or []),
+        "source_tags": list(document.source_tags or []),
         "status": document.status,
         "error": document.error,
         "chunks": document.chunk_count,
@@ -142,10 +145,14 @@ def chunks_search(
     prefetch: int | None = None,
     fusion: str | None = None,
     mode: str = "hybrid",
+    tags: Sequence[str] | None = None,
 ) -> list[RetrievedChunk]:
     """Hybrid retrieval over one knowledge base of one organization.
 
     The tenant filter comes from ``knowledge_base`` itself, so no caller can forget it.
+    ``tags`` scopes the search to chunks of documents with any of them, as a filter inside the
+    vector store (the ``limit`` best in-scope chunks, never a filtered-down list); ``None`` or
+    empty searches the whole knowledge base.
     ``mode`` is ``hybrid`` (dense + BM25) or ``dense``. ``fusion`` is ``weighted`` (weighted
     reciprocal rank fusion of Qdrant's two candidate lists; the default, see
     ``RETRIEVAL_*`` settings) or ``qdrant-rrf`` (Qdrant's Query API prefetch + RRF).
@@ -164,9 +171,12 @@ def chunks_search(
     dense = vectors.answer_embedder().embed_query(query)
     store = vectors.get_store()
     org, kb = str(knowledge_base.organization_id), str(knowledge_base.pk)
+    scope = list(tags) if tags else None
     hits: list[SearchHit]
     if mode == "dense":
-        hits = store.search(org=org, kb=kb, dense=dense, sparse=None, limit=limit, prefetch=depth, with_vectors=True)
+        hits = store.search(
+            org=org, kb=kb, dense=dense, sparse=None, limit=limit, prefetch=depth, with_vectors=True, tags=scope
+        )
     elif fusion == "qdrant-rrf":
         sparse = vectors.sparse_encoder().embed_query(query)
         hits = store.search(
@@ -178,11 +188,12 @@ def chunks_search(
             prefetch=depth,
             rrf_k=settings.RETRIEVAL_RRF_K,
             with_vectors=True,
+            tags=scope,
         )
     else:
         sparse = vectors.sparse_encoder().embed_query(query)
         dense_hits, sparse_hits = store.candidates(
-            org=org, kb=kb, dense=dense, sparse=sparse, limit=depth, with_vectors=True
+            org=org, kb=kb, dense=dense, sparse=sparse, limit=depth, with_vectors=True, tags=scope
         )
         by_id = {h.id: h for h in (*sparse_hits, *dense_hits)}
         fused = weighted_rrf(

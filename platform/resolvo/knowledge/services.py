@@ -6,6 +6,7 @@ worker through :mod:`resolvo.background`. The work itself is in :mod:`resolvo.kn
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import PurePath
 from urllib.parse import urlsplit
 
@@ -16,6 +17,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from ingestion.sizes import format_size
+from ingestion.tags import validate_tags
 from resolvo import background
 from resolvo.knowledge.models import Document, KnowledgeBase
 from resolvo.organizations.models import Organization
@@ -76,24 +78,32 @@ def document_upload(
     url: str = "",
     declared_size: int | None = None,
     enqueue: bool = True,
+    tags: Sequence[str] | None = None,
 ) -> Document:
     """Add or replace the document named ``filename`` and queue it for ingestion.
 
-    Re-uploading identical bytes changes nothing. Changed bytes bump the version; the worker
-    replaces the old chunks. A file over the size limit is recorded as failed, with the reason
+    Re-uploading identical bytes changes nothing but the ``tags``, when given (they replace the
+    document's; the stored chunks are retagged in place). Changed bytes bump the version; the worker
+    replaces the old chunks. ``tags`` are checked first (:class:`~ingestion.tags.TagError`);
+    ``None`` keeps a replaced document's tags. A file over the size limit is recorded as failed, with the reason
     (callers may pass only the first limit+1 bytes of a huge upload and its ``declared_size``).
     With ``enqueue=False`` the caller queues the document itself (see :func:`documents_enqueue`).
     """
     original = PurePath(filename.replace("\\", "/")).name or "untitled"
     source = shorten_file_name(original)
     digest = hashlib.sha256(content).hexdigest()
+    checked = validate_tags(list(tags)) if tags is not None else None
     doc = Document.objects.select_for_update().filter(knowledge_base=knowledge_base, source=source).first()
     if doc is not None and doc.content_hash == digest and doc.status != Status.FAILED:
+        if checked is not None and checked != doc.tags:
+            return document_tags_set(document=doc, tags=checked)
         return doc
     if doc is None:
         doc = Document(knowledge_base=knowledge_base, source=source, kind=Document.Kind.FILE)
     elif doc.content_hash != digest:
         doc.version += 1
+    if checked is not None:
+        doc.tags = checked
     doc.byte_size = len(content)
     doc.content_hash = digest
     doc.original_name = original if original != source else ""
@@ -137,38 +147,59 @@ def shorten_file_name(name: str, limit: int = 120) -> str:
     return f"{stem[: limit - len(suffix) - 10]}…{digest}{suffix}"
 
 
-def source_add(*, knowledge_base: KnowledgeBase, url: str, enqueue: bool = True) -> Document:
+def source_add(
+    *, knowledge_base: KnowledgeBase, url: str, enqueue: bool = True, tags: Sequence[str] | None = None
+) -> Document:
     """Add a web source: a sitemap (its pages are added by the worker that reads it) or a page.
 
     The one way in for URLs, whichever door they come through (admin form, ``ingest`` command,
     API): one behaviour, one set of limits and error messages. A URL that cannot be fetched at
     all is recorded as a failed document with the reason. With ``enqueue=False`` the caller
-    queues the document itself.
+    queues the document itself. ``tags`` (checked; ``None`` keeps an existing source's) go to
+    the page, or to every page of a sitemap; the knowledge base's URL rules add theirs at ingestion.
     """
     url = url.strip()
     kind = Document.Kind.SITEMAP if _looks_like_sitemap(url) else Document.Kind.URL
-    return _web_document_add(knowledge_base=knowledge_base, url=url, kind=kind, enqueue=enqueue)
+    checked = validate_tags(list(tags)) if tags is not None else None
+    return _web_document_add(knowledge_base=knowledge_base, url=url, kind=kind, enqueue=enqueue, tags=checked)
 
 
 def document_add_url(
     *, knowledge_base: KnowledgeBase, url: str, parent: Document | None = None, enqueue: bool = True
 ) -> Document:
-    """Add one web page as a document (fetched by the worker) and queue it."""
+    """Add one web page as a document (fetched by the worker) and queue it; a sitemap's page
+    gets the sitemap's tags."""
     return _web_document_add(
-        knowledge_base=knowledge_base, url=url, kind=Document.Kind.URL, parent=parent, enqueue=enqueue
+        knowledge_base=knowledge_base,
+        url=url,
+        kind=Document.Kind.URL,
+        parent=parent,
+        enqueue=enqueue,
+        tags=list(parent.tags) if parent is not None else None,
     )
 
 
 @transaction.atomic
 def _web_document_add(
-    *, knowledge_base: KnowledgeBase, url: str, kind: str, parent: Document | None = None, enqueue: bool
+    *,
+    knowledge_base: KnowledgeBase,
+    url: str,
+    kind: str,
+    parent: Document | None = None,
+    enqueue: bool,
+    tags: list[str] | None = None,
 ) -> Document:
     parts = urlsplit(url)
     doc, created = Document.objects.select_for_update().get_or_create(
         knowledge_base=knowledge_base,
         source=url[:1000],
-        defaults={"kind": kind, "url": url[:1000], "parent": parent},
+        defaults={"kind": kind, "url": url[:1000], "parent": parent, "tags": tags or []},
     )
+    if tags is not None and not created and tags != doc.tags:
+        doc.tags = tags
+        doc.save(update_fields=["tags", "updated_at"])
+        if not doc.is_sitemap:
+            _tags_apply_on_commit(doc)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         doc.status = Status.FAILED
         doc.error = f"Only http:// and https:// addresses can be ingested, not {url!r}."
@@ -192,6 +223,32 @@ def _web_document_add(
     if enqueue:
         documents_enqueue(document_ids=[doc.pk])
     return doc
+
+
+@transaction.atomic
+def document_tags_set(*, document: Document, tags: Sequence[str]) -> Document:
+    """Replace the tags people gave ``document`` (checked: :class:`~ingestion.tags.TagError`) and
+    retag its stored chunks in place once the transaction commits: a payload update in the vector
+    store, no re-embedding. A sitemap's tags go to its pages too. The tags the source gives itself
+    (front matter, URL rules: ``source_tags``) stay; both reach the chunks."""
+    checked = validate_tags(list(tags))
+    Document.objects.filter(pk=document.pk).update(tags=checked, updated_at=timezone.now())
+    document.tags = checked
+    targets = [document]
+    if document.is_sitemap:
+        pages = list(document.pages.exclude(status=Status.DELETING))
+        Document.objects.filter(pk__in=[p.pk for p in pages]).update(tags=checked)
+        targets = pages
+    for target in targets:
+        _tags_apply_on_commit(target)
+    return document
+
+
+def _tags_apply_on_commit(document: Document) -> None:
+    from resolvo.knowledge import jobs
+
+    document_id = document.pk
+    transaction.on_commit(lambda: jobs.document_tags_apply(document_id=document_id))
 
 
 def _looks_like_sitemap(url: str) -> bool:

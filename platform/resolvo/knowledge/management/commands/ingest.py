@@ -1,4 +1,4 @@
-"""``manage.py ingest --org SLUG --kb NAME [--create] [--wait] PATH_OR_URL...``"""
+"""``manage.py ingest --org SLUG --kb NAME [--create] [--wait] [--tag TAG]... [--tags-from-folder] PATH_OR_URL...``"""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from django.db.models import Q
 from rich.console import Console
 from rich.table import Table
 
+from ingestion.tags import TagError, merge_tags, slugify_tag, validate_tags
 from resolvo.knowledge import services
 from resolvo.knowledge.management.commands._common import (
     add_scope_arguments,
@@ -23,6 +24,15 @@ from resolvo.knowledge.management.commands._common import (
 )
 from resolvo.knowledge.models import Document, KnowledgeBase
 from resolvo.organizations.services import organization_ensure
+
+
+def _folder_tag(target: Path, file: Path) -> list[str]:
+    """The file's immediate folder as a tag, for a file found inside a directory given on the
+    command line (``manuals/galaxy-s10/battery.md`` -> ``galaxy-s10``); none at the top level."""
+    if not target.is_dir() or file.parent.resolve() == target.resolve():
+        return []
+    tag = slugify_tag(file.parent.name)
+    return [tag] if tag else []
 
 
 def _files(target: Path) -> list[Path]:
@@ -46,6 +56,20 @@ class Command(BaseCommand):
         parser.add_argument(
             "--wait", action="store_true", help="Show progress until every document is indexed or failed"
         )
+        parser.add_argument(
+            "--tag",
+            action="append",
+            default=[],
+            dest="tags",
+            metavar="TAG",
+            help="Tag every document with TAG (repeat for several), e.g. --tag galaxy-s10",
+        )
+        parser.add_argument(
+            "--tags-from-folder",
+            action="store_true",
+            help="Tag each file found in a directory with the name of the folder it sits in "
+            "(manuals/galaxy-s10/battery.md -> galaxy-s10)",
+        )
         parser.add_argument("targets", nargs="+", metavar="PATH_OR_URL")
 
     def handle(self, *args: Any, **opts: Any) -> None:
@@ -53,29 +77,40 @@ class Command(BaseCommand):
             organization = organization_ensure(slug=opts["org"])
             services.knowledge_base_create(organization=organization, name=opts["kb"])
         kb = scope_from_options(opts["org"], opts["kb"])
+        try:
+            given = validate_tags(opts["tags"])
+        except TagError as exc:
+            raise CommandError(str(exc)) from None
         console = Console(file=cast(IO[str], self.stdout._out))
-        items: list[tuple[str, Path | str]] = []
+        items: list[tuple[str, Path | str, list[str]]] = []
         for target in opts["targets"]:
             if target.startswith(("http://", "https://")):
-                items.append(("url", target))
+                items.append(("url", target, given))
                 continue
             path = Path(target)
             if not path.exists():
                 raise CommandError(f"No such file or directory: {target}")
-            items.extend(("file", p) for p in _files(path))
+            items.extend(
+                ("file", p, merge_tags(given, _folder_tag(path, p) if opts["tags_from_folder"] else []))
+                for p in _files(path)
+            )
         started = time.monotonic()
         ids: list[int] = []
         with progress_bars(console, enabled=opts["wait"]) as progress:
             queued: list[int] = []
-            for kind, item in items:
+            for kind, item, tags in items:
                 if kind == "url":
                     # The same service as the admin's URL form: a sitemap's pages are added by
                     # the worker that reads it, and counted here as they arrive.
-                    doc = services.source_add(knowledge_base=kb, url=str(item), enqueue=False)
+                    doc = services.source_add(knowledge_base=kb, url=str(item), enqueue=False, tags=tags or None)
                 else:
                     assert isinstance(item, Path)
                     doc = services.document_upload(
-                        knowledge_base=kb, filename=item.name, content=item.read_bytes(), enqueue=False
+                        knowledge_base=kb,
+                        filename=item.name,
+                        content=item.read_bytes(),
+                        enqueue=False,
+                        tags=tags or None,
                     )
                 ids.append(doc.pk)
                 if doc.status == Document.Status.QUEUED:
