@@ -493,6 +493,8 @@ SWEEP: dict[tuple[str, str], Any] = {
     ("GET", "/documents/{document_id}"): None,
     ("DELETE", "/documents/{document_id}"): None,
     ("POST", "/documents/{document_id}/retry"): None,
+    ("PATCH", "/documents/{document_id}"): {"tags": ["tv"]},
+    ("POST", "/knowledge-bases/{knowledge_base_id}/search"): {"query": "hello"},
 }
 
 

@@ -54,8 +54,10 @@ export class ApiClient {
     return (await response.json()) as BootResponse;
   }
 
-  async createConversation(signal?: AbortSignal): Promise<Conversation> {
-    const response = await this.request("/conversations", { method: "POST", signal });
+  /** A new conversation; `tags` scope its answers to documents with any of them (none: all). */
+  async createConversation(tags: string[] = [], signal?: AbortSignal): Promise<Conversation> {
+    const body = tags.length ? { tags } : undefined;
+    const response = await this.request("/conversations", { method: "POST", body, signal });
     return (await response.json()) as Conversation;
   }
 

@@ -18,7 +18,7 @@ export interface Identity {
 
 export type Command =
   | { name: "identify"; identity: Identity }
-  | { name: "settings"; language: string | null }
+  | { name: "settings"; language: string | null; tags: string[] | null }
   | { name: "open" }
   | { name: "close" }
   | { name: "toggle" };
@@ -46,6 +46,20 @@ function text(value: unknown): string | null {
   return typeof value === "string" && value.trim() !== "" ? value.trim() : null;
 }
 
+/**
+ * The knowledge scope the page asks for: `['tv', 'galaxy-s10']` or `"tv, galaxy-s10"` (the
+ * script tag's `data-tags`), trimmed and lowercased; null when not given. The server checks each
+ * tag (letters, digits and single hyphens) and refuses the conversation for a malformed one.
+ */
+export function parseTags(value: unknown): string[] | null {
+  let items: unknown[];
+  if (typeof value === "string") items = value.split(",");
+  else if (Array.isArray(value)) items = value;
+  else return null;
+  const tags = items.map((item) => (typeof item === "string" ? item.trim().toLowerCase() : "")).filter((t) => t !== "");
+  return Array.from(new Set(tags));
+}
+
 /** One queued call's arguments as a command; null (and ignored) for anything unknown. */
 export function parseCommand(args: ArrayLike<unknown>): Command | null {
   const name = args[0];
@@ -63,7 +77,7 @@ export function parseCommand(args: ArrayLike<unknown>): Command | null {
         },
       };
     case "settings":
-      return { name, language: text(options.language) };
+      return { name, language: text(options.language), tags: parseTags(options.tags) };
     case "open":
     case "close":
     case "toggle":

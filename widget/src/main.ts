@@ -8,12 +8,16 @@
  *   window.Resolvo = window.Resolvo || function () { (Resolvo.q = Resolvo.q || []).push(arguments) };
  *   Resolvo('identify', { userId, userHash, name, email });   // or { userJwt, name, email }
  *   Resolvo('settings', { language: 'de' });
+ *   Resolvo('settings', { tags: ['tv'] });   // answer from the documents tagged tv only
+ *
+ * or scope it on the tag itself: `<script … data-key="PUBLIC_KEY" data-tags="tv,galaxy-s10">`.
+ * A conversation keeps the scope it started with.
  *   Resolvo('open');
  *
  * The API lives on the script's own origin, at `/api/widget/v1`.
  */
 
-import { apiBaseFromSrc, findScript, parseCommand } from "./embed";
+import { apiBaseFromSrc, findScript, parseCommand, parseTags } from "./embed";
 import { Widget } from "./widget";
 
 type ResolvoFunction = ((...args: unknown[]) => void) & { q?: ArrayLike<unknown>[]; loaded?: boolean };
@@ -36,6 +40,8 @@ function main(): void {
   if (!customElements.get("resolvo-chat")) customElements.define("resolvo-chat", class extends HTMLElement {});
 
   const widget = new Widget(key, api, new URL(script.src).origin);
+  const tags = parseTags(script.dataset.tags);
+  if (tags) widget.scope(tags);
   const queued = Array.isArray(window.Resolvo?.q) ? window.Resolvo.q : [];
   const resolvo: ResolvoFunction = (...args: unknown[]) => {
     const command = parseCommand(args);

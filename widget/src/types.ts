@@ -24,6 +24,8 @@ export interface Message {
 export interface Conversation {
   id: number;
   status: ConversationStatus;
+  /** The knowledge scope the conversation started with (empty: the whole knowledge base). */
+  tags?: string[];
   last_event_id: number;
   messages: Message[];
 }

@@ -41,6 +41,8 @@ export class Widget {
   private view: ChatView | null = null;
   private identity: Identity = { userId: null, userHash: null, userJwt: null, name: null, email: null };
   private languagePref: string | null = null;
+  /** The knowledge scope new conversations start with (`data-tags`, `Resolvo('settings', {tags})`). */
+  private tags: string[] = [];
   private conversation: Current | null = null;
   private creating: Promise<Current> | null = null;
   /** Ids of the messages on screen, so replays and the two streams never show one twice. */
@@ -84,6 +86,7 @@ export class Widget {
       case "settings":
         this.languagePref = command.language;
         this.view?.setLanguage(this.language());
+        if (command.tags !== null) this.scope(command.tags);
         break;
       case "open":
         if (this.view) this.view.open();
@@ -102,6 +105,11 @@ export class Widget {
         }
         break;
     }
+  }
+
+  /** Scope the conversations started from now on to these tags (none: the whole knowledge base). */
+  scope(tags: string[]): void {
+    this.tags = [...tags];
   }
 
   private language(): Language {
@@ -333,7 +341,7 @@ export class Widget {
     if (this.conversation) return Promise.resolve(this.conversation);
     if (!this.creating) {
       this.creating = this.api
-        .createConversation(this.lifetime.signal)
+        .createConversation(this.tags, this.lifetime.signal)
         .then((conversation) => {
           this.load(conversation);
           return this.conversation as Current;

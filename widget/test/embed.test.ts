@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 
 import { ApiClient, ApiError, detailText, parseRetryAfter, uuid } from "../src/api";
 import { contrast, palette, parseHex } from "../src/colour";
-import { apiBaseFromSrc, parseCommand } from "../src/embed";
+import { apiBaseFromSrc, parseCommand, parseTags } from "../src/embed";
 import { backoffDelay } from "../src/events";
 import { VisitorStore } from "../src/storage";
 
@@ -24,10 +24,22 @@ describe("embedding", () => {
       name: "identify",
       identity: { userId: null, userHash: null, userJwt: "eyJ.a.b", name: "Ada", email: null },
     });
-    assert.deepEqual(parseCommand(["settings", { language: "de" }]), { name: "settings", language: "de" });
+    assert.deepEqual(parseCommand(["settings", { language: "de" }]), { name: "settings", language: "de", tags: null });
+    assert.deepEqual(parseCommand(["settings", { tags: [" TV ", "galaxy-s10", "tv", 3] }]), {
+      name: "settings",
+      language: null,
+      tags: ["tv", "galaxy-s10"],
+    });
     assert.deepEqual(parseCommand(["open"]), { name: "open" });
     assert.equal(parseCommand(["explode"]), null);
-    assert.deepEqual(parseCommand(["settings"]), { name: "settings", language: null });
+    assert.deepEqual(parseCommand(["settings"]), { name: "settings", language: null, tags: null });
+  });
+
+  it("reads the knowledge scope from data-tags or the settings command", () => {
+    assert.deepEqual(parseTags("tv, Galaxy-S10 ,,"), ["tv", "galaxy-s10"]);
+    assert.deepEqual(parseTags([]), []);
+    assert.equal(parseTags(undefined), null);
+    assert.equal(parseTags({ tv: true }), null);
   });
 
   it("stores the visitor token and conversation per public key, and survives a broken storage", () => {
@@ -86,6 +98,18 @@ describe("API client", () => {
       (error: unknown) => error instanceof ApiError && error.status === 429 && error.detail === "Slow down." && error.retryAfter === 20,
     );
     assert.equal(seen.Authorization, undefined);
+  });
+
+  it("starts a scoped conversation with its tags, and an unscoped one without a body", async () => {
+    const bodies: (string | undefined)[] = [];
+    const fake = (async (_url: string, init: RequestInit) => {
+      bodies.push(init.body === undefined ? undefined : String(init.body));
+      return new Response('{"id": 1, "status": "bot", "tags": [], "last_event_id": 0, "messages": []}', { status: 200 });
+    }) as unknown as typeof fetch;
+    const api = new ApiClient("https://h.example/api/widget/v1", fake);
+    await api.createConversation(["tv"]);
+    await api.createConversation();
+    assert.deepEqual(bodies, ['{"tags":["tv"]}', undefined]);
   });
 
   it("sends the identity JWT in the boot body", async () => {

@@ -86,13 +86,18 @@ def answer_stream(
     history: Sequence[Turn] = (),
     channel: str = "api",
     engine: AnswerEngine | None = None,
+    tags: Sequence[str] = (),
 ) -> Iterator[Event]:
-    """Stream an answer and store its trace when the stream ends (or is abandoned)."""
+    """Stream an answer and store its trace when the stream ends (or is abandoned). ``tags``
+    scopes retrieval to documents with any of them (checked by the caller); empty: unscoped."""
     trace = Trace(question=question)
     engine = engine or answer_engine()
     saved: dict[str, int] = {}
+    scope: dict[str, Any] = {"tags": tuple(tags)} if tags else {}  # unscoped calls stay as they were
     try:
-        for event in engine.stream(knowledge_base=knowledge_base, question=question, history=history, trace=trace):
+        for event in engine.stream(
+            knowledge_base=knowledge_base, question=question, history=history, trace=trace, **scope
+        ):
             if event.type == "done" or event.type == "error":
                 record = _save(knowledge_base, trace, channel)
                 saved["id"] = record.pk
@@ -158,13 +163,16 @@ def answer_collect(
     history: Sequence[Turn] = (),
     channel: str = "api",
     on_token: Callable[[str], None] | None = None,
+    tags: Sequence[str] = (),
 ) -> AnswerResult:
     """Run the stream to the end and gather it into one result (commands, evaluation).
 
     ``on_token`` sees each delta as it arrives, for callers that show the answer live."""
     result = AnswerResult()
     streamed: list[str] = []
-    for event in answer_stream(knowledge_base=knowledge_base, question=question, history=history, channel=channel):
+    for event in answer_stream(
+        knowledge_base=knowledge_base, question=question, history=history, channel=channel, tags=tags
+    ):
         data: Any = event.data
         if event.type == "sources":
             result.sources = data["sources"]

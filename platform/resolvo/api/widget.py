@@ -22,7 +22,9 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from ninja import Router, Schema
 from ninja.errors import HttpError
 from ninja.security import HttpBearer
+from pydantic import Field, field_validator
 
+from ingestion.tags import MAX_TAGS, validate_tags
 from resolvo import live
 from resolvo.answers import sse
 from resolvo.api import ratelimit
@@ -53,6 +55,28 @@ class BootIn(Schema):
     # The alternative identity proof: a short-lived HS256 JWT whose ``sub`` is the user id.
     user_jwt: str | None = None
     language: str | None = None
+    tags: list[str] | None = Field(
+        None, max_length=MAX_TAGS, description="The page's knowledge scope; checked here, used by /conversations."
+    )
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else validate_tags(value)
+
+
+class ConversationIn(Schema):
+    tags: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_TAGS,
+        description="Answer only from documents with any of these tags (the product the page is about), "
+        "for the whole conversation. Lowercase slugs like 'galaxy-s10'; none: the whole knowledge base.",
+    )
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str]) -> list[str]:
+        return validate_tags(value)
 
 
 class CitationOut(Schema):
@@ -76,6 +100,7 @@ class MessageOut(Schema):
 class ConversationOut(Schema):
     id: int
     status: str
+    tags: list[str]
     last_event_id: int
     messages: list[MessageOut]
 
@@ -162,6 +187,7 @@ def _conversation_out(conversation: Conversation) -> dict[str, Any]:
     return {
         "id": conversation.pk,
         "status": conversation.status,
+        "tags": list(conversation.tags or []),
         "last_event_id": conversation.last_event_seq,
         "messages": [conversations.message_as_dict(m) for m in conversation_messages(conversation=conversation)],
     }
@@ -206,7 +232,7 @@ def boot(request: HttpRequest, body: BootIn) -> dict[str, Any]:
 
 
 @router.post("/conversations", response=ConversationOut, auth=VisitorAuth(), summary="Start a conversation")
-def conversation_create(request: HttpRequest) -> dict[str, Any]:
+def conversation_create(request: HttpRequest, body: ConversationIn | None = None) -> dict[str, Any]:
     visitor: Visitor = request.auth  # type: ignore[attr-defined]
     _limit(request, visitor)
     widget = visitor.widget
@@ -218,6 +244,7 @@ def conversation_create(request: HttpRequest) -> dict[str, Any]:
         knowledge_bases=knowledge_bases,
         visitor_id=visitor.visitor_id,
         contact_id=visitor.user_id,
+        tags=body.tags if body is not None else (),
     )
     return _conversation_out(conversation)
 

@@ -27,7 +27,7 @@ class ConversationAdmin(TenantScopedAdmin):
     list_display = ["pk", "organization", "status", "channel", "visitor_id", "updated_at"]
     list_filter = ["status", "channel", ("organization", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["organization"]
-    readonly_fields = ["organization", "status", "bot_epoch", "visitor_id", "contact_id", "channel", "language"]
+    readonly_fields = ["organization", "status", "bot_epoch", "visitor_id", "contact_id", "channel", "language", "tags"]
     exclude = ["knowledge_bases", "last_event_seq"]
     inlines = [MessageInline]
 

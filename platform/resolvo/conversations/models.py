@@ -34,6 +34,11 @@ class Conversation(models.Model):
     contact_email = models.EmailField(blank=True)
     channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.WIDGET)
     language = models.CharField(max_length=16, blank=True)
+    tags = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The knowledge scope set at the start: answers use only documents with one of these tags.",
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.BOT, db_index=True)
     bot_epoch = models.PositiveIntegerField(
         default=1, help_text="Raised on reopen: the assistant's context starts from there."

@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from ingestion.tags import validate_tags
 from resolvo import live
 from resolvo.answers.engine import Turn
 from resolvo.answers.events import Event
@@ -130,12 +131,20 @@ def conversation_start(
     channel: str = Conversation.Channel.WIDGET,
     language: str = "",
     contact_id: str = "",
+    tags: Sequence[str] = (),
 ) -> Conversation:
-    """A new conversation drawing on ``knowledge_bases`` (all of ``organization``'s)."""
+    """A new conversation drawing on ``knowledge_bases`` (all of ``organization``'s). ``tags``
+    (checked: :class:`~ingestion.tags.TagError`) scope every answer and agent draft in it to the
+    documents with any of them, for its whole life; none: the whole knowledge base."""
     if any(kb.organization_id != organization.pk for kb in knowledge_bases):
         raise ValueError("a conversation draws only on its own organization's knowledge bases")
     conversation = Conversation.objects.create(
-        organization=organization, visitor_id=visitor_id, channel=channel, language=language, contact_id=contact_id
+        organization=organization,
+        visitor_id=visitor_id,
+        channel=channel,
+        language=language,
+        contact_id=contact_id,
+        tags=validate_tags(list(tags)),
     )
     conversation.knowledge_bases.set(knowledge_bases)
     return conversation
@@ -199,7 +208,11 @@ def conversation_answer_stream(*, conversation: Conversation, message: Message) 
     history = _history(conversation, before=message)
     citations: list[Any] = []
     for event in answer_stream(
-        knowledge_base=knowledge_base, question=message.text, history=history, channel=conversation.channel
+        knowledge_base=knowledge_base,
+        question=message.text,
+        history=history,
+        channel=conversation.channel,
+        tags=conversation.tags or (),
     ):
         if event.type == "citations":
             citations = list(event.as_citations()["citations"])
@@ -229,7 +242,13 @@ def conversation_draft_stream(*, conversation: Conversation, message: Message) -
         conversation=conversation, pk__lt=message.pk, role__in=[Role.CUSTOMER, Role.ASSISTANT, Role.AGENT]
     ).order_by("pk")
     history = [Turn("user" if m.role == Role.CUSTOMER else "assistant", m.text) for m in rows]
-    yield from answer_stream(knowledge_base=knowledge_base, question=message.text, history=history, channel="draft")
+    yield from answer_stream(
+        knowledge_base=knowledge_base,
+        question=message.text,
+        history=history,
+        channel="draft",
+        tags=conversation.tags or (),
+    )
 
 
 def _history(conversation: Conversation, *, before: Message) -> list[Turn]:

@@ -88,6 +88,30 @@ class ConversationFilters(Schema):
     channel: Conversation.Channel | None = None
 
 
+def _tags(value: list[str] | None) -> list[str] | None:
+    from ingestion.tags import validate_tags
+
+    return None if value is None else validate_tags(value)  # TagError is a ValueError: a 422
+
+
+Tags = Annotated[list[str], Field(max_length=20), AfterValidator(_tags)]
+"""Document tags: lowercase slugs like ``galaxy-s10`` (see docs/ingestion.md)."""
+
+
+class DocumentPatch(Schema):
+    tags: Tags = Field(description="The document's tags become these; its chunks are retagged in place.")
+
+
+class SearchIn(Schema):
+    query: Annotated[str, StringConstraints(min_length=1, max_length=2000), NoNul]
+    limit: int = Field(5, ge=1, le=50)
+    tags: Tags = Field(
+        default_factory=list,
+        description="Only chunks of documents with any of these tags (a filter inside the vector store); "
+        "none: the whole knowledge base.",
+    )
+
+
 class DocumentFilters(Schema):
     status: Document.Status | None = None
 
@@ -172,6 +196,7 @@ class KnowledgeBaseOut(Schema):
     id: int
     name: str
     description: str
+    url_tag_rules: dict[str, list[str]] = Field(description="Tags for web pages by URL path prefix.")
     created_at: datetime
 
 
@@ -182,6 +207,8 @@ class DocumentOut(Schema):
     kind: str
     parent: int | None
     title: str
+    tags: list[str] = Field(description="Tags given by people (upload, API, folder name).")
+    source_tags: list[str] = Field(description="Tags the source gives itself: front matter and URL rules.")
     status: str
     error: str
     chunks: int
@@ -195,6 +222,21 @@ class DocumentOut(Schema):
 
 class ReindexOut(Schema):
     queued: int
+
+
+class SearchHitOut(Schema):
+    rank: int
+    document: int
+    source: str
+    title: str
+    section: str
+    url: str
+    text: str
+    score: float
+
+
+class SearchOut(Schema):
+    results: list[SearchHitOut]
 
 
 class OrganizationOut(Schema):
@@ -314,7 +356,13 @@ def conversation_out(conversation: Conversation) -> dict[str, Any]:
 
 
 def knowledge_base_out(kb: KnowledgeBase) -> dict[str, Any]:
-    return {"id": kb.pk, "name": kb.name, "description": kb.description, "created_at": kb.created_at}
+    return {
+        "id": kb.pk,
+        "name": kb.name,
+        "description": kb.description,
+        "url_tag_rules": kb.url_tag_rules or {},
+        "created_at": kb.created_at,
+    }
 
 
 def document_out(document: Document) -> dict[str, Any]:
