@@ -180,3 +180,48 @@ def test_url_rules_tag_web_pages_and_a_sitemaps_tags_reach_its_pages(make_kb: An
     )
     child = services.document_add_url(knowledge_base=kb, url="https://help.example/a", parent=sitemap, enqueue=False)
     assert child.tags == ["web"]
+
+
+@pytest.fixture
+def staff_client(db: None) -> Any:
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    client = Client()
+    client.force_login(get_user_model().objects.create_superuser("boss", "boss@example.com", "pw"))
+    return client
+
+
+def test_the_admin_upload_form_takes_tags_and_refuses_malformed_ones(staff_client: Any, make_kb: Any) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    kb = make_kb()
+    url = f"/admin/knowledge/knowledgebase/{kb.pk}/upload/"
+    refused = staff_client.post(url, {"documents": [SimpleUploadedFile("a.md", b"# A\nx")], "tags": "Galaxy S10"})
+    assert refused.status_code == 200 and b"not a valid tag" in refused.content
+    assert not Document.objects.exists()
+    done = staff_client.post(url, {"documents": [SimpleUploadedFile("a.md", b"# A\nx")], "tags": "TV, remote"})
+    assert done.status_code == 302
+    assert Document.objects.get(source="a.md").tags == ["remote", "tv"]
+
+
+def test_editing_tags_in_the_admin_retags_the_chunks(
+    staff_client: Any, make_kb: Any, vector_store: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    kb = make_kb()
+    doc = ingest(kb, "tv.md", TV)
+    url = f"/admin/knowledge/document/{doc.pk}/change/"
+    form = {"knowledge_base": kb.pk, "source": doc.source, "title": doc.title, "url": "", "tags": "living-room, TV"}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(url, form)
+    assert response.status_code == 302, response.content[:2000]
+    doc.refresh_from_db()
+    assert doc.tags == ["living-room", "tv"] and doc.status == Document.Status.INDEXED
+    assert payload_tags(kb, doc) == [["living-room", "lumen-smart-tv-manual", "tv"]]
+    bad = staff_client.post(url, {**form, "tags": "not a tag"})
+    assert bad.status_code == 200 and b"not a valid tag" in bad.content
+    rules = staff_client.post(
+        f"/admin/knowledge/knowledgebase/{kb.pk}/change/",
+        {"organization": kb.organization_id, "name": kb.name, "description": "", "url_tag_rules": '{"docs/": ["x"]}'},
+    )
+    assert rules.status_code == 200 and b"starting with" in rules.content
