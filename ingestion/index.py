@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ingestion.embed import Embedder
+from ingestion.embed import Embedder, MultilingualEmbedder
 from ingestion.sparse import SparseEncoder
 from ingestion.store.base import DOCUMENT, KB, ORG, POSITION, TAGS, StoredPoint, VectorStore
 from ingestion.types import Chunk
@@ -73,6 +73,7 @@ def index_documents(
     embedder: Embedder,
     sparse: SparseEncoder,
     documents: Sequence[tuple[DocumentRef, Sequence[Chunk]]],
+    multilingual: MultilingualEmbedder | None = None,
     batch_size: int = 64,
     on_progress: ProgressCallback | None = None,
 ) -> list[IndexResult]:
@@ -80,8 +81,9 @@ def index_documents(
 
     Chunks still missing from all documents are embedded together, longest-first in full
     batches, because the model is several times faster per text in a batch of 64 than one
-    document at a time. Precondition: nobody else indexes these documents concurrently (the
-    caller holds their claims).
+    document at a time. ``multilingual`` (when given) adds each chunk's multilingual vector.
+    Precondition: nobody else indexes these documents concurrently (the caller holds their
+    claims).
     """
     plans: list[_Plan] = []
     for ref, chunks in documents:
@@ -101,9 +103,21 @@ def index_documents(
         texts = [c.embed_text for _, _, c in batch]
         dense = embedder.embed_documents(texts)
         lexical = [sparse.embed_document(t) for t in texts]
+        crosslingual = (
+            multilingual.embed_passages(texts, [c.context for _, _, c in batch]) if multilingual is not None else None
+        )
         t1 = time.perf_counter()
         store.upsert(
-            [StoredPoint(pid, dense[i], lexical[i], _payload(plan.ref, c)) for i, (plan, pid, c) in enumerate(batch)]
+            [
+                StoredPoint(
+                    pid,
+                    dense[i],
+                    lexical[i],
+                    _payload(plan.ref, c),
+                    multilingual=crosslingual[i] if crosslingual is not None else None,
+                )
+                for i, (plan, pid, c) in enumerate(batch)
+            ]
         )
         t2 = time.perf_counter()
         touched: dict[int, _Plan] = {}

@@ -44,16 +44,27 @@ def open_store(
     dimension: int,
     api_key: str | None = None,
     config: CollectionConfig | None = None,
+    multilingual_dimension: int = 0,
 ) -> VectorStore:
     """The server store when ``url`` is set, else the embedded engine at ``path``. ``config``
-    applies to a server collection that does not exist yet (the embedded engine ignores it)."""
+    applies to a server collection that does not exist yet (the embedded engine ignores it).
+    ``multilingual_dimension``: the collection also holds a multilingual vector of that size."""
     if url:
         from ingestion.store.server import ServerStore
 
-        return ServerStore.connect(url=url, api_key=api_key, collection=collection, dimension=dimension, config=config)
+        return ServerStore.connect(
+            url=url,
+            api_key=api_key,
+            collection=collection,
+            dimension=dimension,
+            config=config,
+            multilingual_dimension=multilingual_dimension,
+        )
     from ingestion.store.edge import EdgeStore
 
-    return EdgeStore.open(path=path, collection=collection, dimension=dimension)
+    return EdgeStore.open(
+        path=path, collection=collection, dimension=dimension, multilingual_dimension=multilingual_dimension
+    )
 
 
 def setup_store(
@@ -64,6 +75,7 @@ def setup_store(
     dimension: int,
     config: CollectionConfig,
     api_key: str | None = None,
+    multilingual_dimension: int = 0,
 ) -> SetupReport:
     """Create the collection, or bring an existing one to ``config``, before anything serves from
     it (a deployment step, like a migration; idempotent). On a Qdrant server this sets the vector
@@ -71,7 +83,9 @@ def setup_store(
     if url:
         from ingestion.store.server import ServerStore
 
-        server = ServerStore(ServerStore.client(url=url, api_key=api_key), collection)
+        server = ServerStore(
+            ServerStore.client(url=url, api_key=api_key), collection, multilingual_dimension=multilingual_dimension
+        )
         try:
             return server.setup(dimension=dimension, config=config)
         finally:
@@ -79,5 +93,7 @@ def setup_store(
     from ingestion.store.edge import EdgeStore
 
     existed = os.path.isdir(os.path.join(path, collection))
-    EdgeStore.open(path=path, collection=collection, dimension=dimension).close()
+    EdgeStore.open(
+        path=path, collection=collection, dimension=dimension, multilingual_dimension=multilingual_dimension
+    ).close()
     return SetupReport(collection, "embedded", created=not existed)

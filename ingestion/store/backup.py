@@ -127,6 +127,8 @@ def _write_points(points: Iterator[StoredPoint], path: Path) -> int:
                 "sparse": {"indices": list(p.sparse.indices), "values": list(p.sparse.values)},
                 "payload": p.payload,
             }
+            if p.multilingual is not None:
+                record["multilingual"] = [float(x) for x in p.multilingual]
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
             count += 1
     return count
@@ -142,4 +144,5 @@ def _read_points(path: Path) -> Iterator[StoredPoint]:
                 dense=r["dense"],
                 sparse=SparseVector(indices=sparse["indices"], values=sparse["values"]),
                 payload=r["payload"],
+                multilingual=r.get("multilingual"),
             )

@@ -13,6 +13,9 @@ from ingestion.sparse import SparseVector
 
 DENSE = "dense"
 SPARSE = "bm25"
+MULTILINGUAL = "multilingual"
+"""The optional second dense vector (multilingual model) for questions in other languages; a
+collection has it when it was opened with a ``multilingual_dimension``."""
 
 # Payload keys with an index. ``org`` is the tenant field: every query filters on it.
 ORG = "org"
@@ -105,6 +108,8 @@ class StoredPoint:
     dense: DenseVector
     sparse: SparseVector
     payload: dict[str, Any]
+    multilingual: DenseVector | None = None
+    """The :data:`MULTILINGUAL` vector, in collections that have one."""
 
     @classmethod
     def from_record(
@@ -112,6 +117,7 @@ class StoredPoint:
     ) -> StoredPoint:
         """A point as either engine returns it (named vectors: ``DENSE`` and ``SPARSE``)."""
         sparse = vectors.get(SPARSE)
+        multilingual = vectors.get(MULTILINGUAL)
         return cls(
             id=str(point_id),
             dense=[float(x) for x in vectors.get(DENSE) or ()],
@@ -120,6 +126,7 @@ class StoredPoint:
                 values=list(sparse.values) if sparse is not None else [],
             ),
             payload=dict(payload or {}),
+            multilingual=[float(x) for x in multilingual] if multilingual is not None else None,
         )
 
 
@@ -187,6 +194,21 @@ class VectorStore(Protocol):
     ) -> tuple[list[SearchHit], list[SearchHit]]:
         """The dense and the sparse candidate lists, best first, from one batched request, for
         fusion by the caller (see ``ingestion.fusion``); ``tags`` as in :meth:`search`."""
+        ...
+
+    def multilingual_candidates(
+        self,
+        *,
+        org: str,
+        kb: str,
+        vector: DenseVector,
+        limit: int,
+        with_vectors: bool = False,
+        tags: Sequence[str] | None = None,
+    ) -> list[SearchHit]:
+        """Nearest points by the :data:`MULTILINGUAL` vector, best first (``dense`` holds the
+        :data:`DENSE` vector when ``with_vectors``); ``tags`` as in :meth:`search`. Empty when
+        the collection has no multilingual vector."""
         ...
 
     def points_at(self, *, org: str, positions: Mapping[str, Sequence[int]]) -> list[SearchHit]:

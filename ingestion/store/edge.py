@@ -21,6 +21,7 @@ from ingestion.store.base import (
     DENSE,
     DOCUMENT,
     KB,
+    MULTILINGUAL,
     ORG,
     POSITION,
     SPARSE,
@@ -56,10 +57,14 @@ class EdgeStore:
         self._write = threading.Lock()
 
     @classmethod
-    def open(cls, *, path: str, collection: str, dimension: int) -> EdgeStore:
+    def open(cls, *, path: str, collection: str, dimension: int, multilingual_dimension: int = 0) -> EdgeStore:
+        """``multilingual_dimension``: also hold a :data:`MULTILINGUAL` vector of that size."""
         shard_dir = os.path.join(path, collection)
+        dense = {DENSE: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)}
+        if multilingual_dimension:
+            dense[MULTILINGUAL] = qe.EdgeVectorParams(size=multilingual_dimension, distance=qe.Distance.Cosine)
         config = qe.EdgeConfig(
-            vectors={DENSE: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)},
+            vectors=dense,
             sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
         )
         store = cls(_load_shard(shard_dir, config), collection, shard_dir=shard_dir, config=config)
@@ -107,6 +112,7 @@ class EdgeStore:
                 vector={
                     DENSE: [float(x) for x in p.dense],
                     SPARSE: qe.SparseVector(indices=p.sparse.indices, values=p.sparse.values),
+                    **({MULTILINGUAL: [float(x) for x in p.multilingual]} if p.multilingual is not None else {}),
                 },
                 payload=p.payload,
             )
@@ -223,6 +229,30 @@ class EdgeStore:
             for r in results
         ]
         return lists[0], (lists[1] if len(lists) > 1 else [])
+
+    def multilingual_candidates(
+        self,
+        *,
+        org: str,
+        kb: str,
+        vector: DenseVector,
+        limit: int,
+        with_vectors: bool = False,
+        tags: Sequence[str] | None = None,
+    ) -> list[SearchHit]:
+        if self._config is None or MULTILINGUAL not in self._config.vectors:
+            return []
+        request = qe.QueryRequest(
+            limit=limit,
+            query=qe.Query.Nearest([float(x) for x in vector], using=MULTILINGUAL),
+            filter=self._filter(org, kb, tags=tags),
+            with_payload=True,
+            with_vector=[DENSE] if with_vectors else False,
+        )
+        return [
+            SearchHit(str(p.id), float(p.score), dict(p.payload or {}), _dense_of(p.vector))
+            for p in self._shard.query(request)
+        ]
 
     def points_at(self, *, org: str, positions: Mapping[str, Sequence[int]]) -> list[SearchHit]:
         wanted = {document: list(p) for document, p in positions.items() if p}

@@ -25,6 +25,7 @@ from ingestion.store.base import (
     DENSE,
     DOCUMENT,
     KB,
+    MULTILINGUAL,
     ORG,
     POSITION,
     SPARSE,
@@ -138,6 +139,7 @@ class ServerStore:
         url: str = "",
         api_key: str | None = None,
         dimension: int = 0,
+        multilingual_dimension: int = 0,
     ) -> None:
         self._client = client
         self.collection = collection
@@ -145,6 +147,8 @@ class ServerStore:
         """The server's http(s) URL; empty for qdrant-client's local mode."""
         self._api_key = api_key
         self._dimension = dimension
+        self.multilingual_dimension = multilingual_dimension
+        """Size of the :data:`MULTILINGUAL` vector a missing collection is created with (0: none)."""
         self._config = CollectionConfig()
         """What a missing collection is created with (by :meth:`connect` or :meth:`wipe`)."""
 
@@ -167,13 +171,19 @@ class ServerStore:
         dimension: int,
         api_key: str | None = None,
         config: CollectionConfig | None = None,
+        multilingual_dimension: int = 0,
     ) -> ServerStore:
         """The store on ``collection``, created with ``config`` if it does not exist yet (a
         safety net: deployments create it beforehand with :meth:`setup`, which also brings an
         existing collection to a changed ``config``; connecting never changes one)."""
         server_url = url.rstrip("/") if url.startswith(("http://", "https://")) else ""
         store = cls(
-            cls.client(url=url, api_key=api_key), collection, url=server_url, api_key=api_key, dimension=dimension
+            cls.client(url=url, api_key=api_key),
+            collection,
+            url=server_url,
+            api_key=api_key,
+            dimension=dimension,
+            multilingual_dimension=multilingual_dimension,
         )
         store._config = config or CollectionConfig()
         store._ensure_collection(dimension)
@@ -217,9 +227,12 @@ class ServerStore:
             self._ensure_payload_indexes()
 
     def _create(self, dimension: int, config: CollectionConfig) -> None:
+        dense = {DENSE: _dense_params(dimension, config)}
+        if self.multilingual_dimension:
+            dense[MULTILINGUAL] = _dense_params(self.multilingual_dimension, config)
         self._client.create_collection(
             self.collection,
-            vectors_config={DENSE: _dense_params(dimension, config)},
+            vectors_config=dense,
             # The BM25 index is an inverted index (no HNSW): it follows the dense vectors to disk.
             sparse_vectors_config={
                 SPARSE: models.SparseVectorParams(
@@ -263,6 +276,7 @@ class ServerStore:
                 vector={
                     DENSE: [float(x) for x in p.dense],
                     SPARSE: models.SparseVector(indices=p.sparse.indices, values=p.sparse.values),
+                    **({MULTILINGUAL: [float(x) for x in p.multilingual]} if p.multilingual is not None else {}),
                 },
                 payload=p.payload,
             )
@@ -405,6 +419,30 @@ class ServerStore:
             responses = self._client.query_batch_points(self.collection, requests=requests)
         lists = [[_hit(p) for p in r.points] for r in responses]
         return lists[0], (lists[1] if len(lists) > 1 else [])
+
+    def multilingual_candidates(
+        self,
+        *,
+        org: str,
+        kb: str,
+        vector: DenseVector,
+        limit: int,
+        with_vectors: bool = False,
+        tags: Sequence[str] | None = None,
+    ) -> list[SearchHit]:
+        if not self.multilingual_dimension:
+            return []
+        with _unavailable_is_transient("search"):
+            response = self._client.query_points(
+                self.collection,
+                query=[float(x) for x in vector],
+                using=MULTILINGUAL,
+                query_filter=self._filter(org, kb, tags=tags),
+                limit=limit,
+                with_payload=True,
+                with_vectors=[DENSE] if with_vectors else False,
+            )
+        return [_hit(p) for p in response.points]
 
     def points_at(self, *, org: str, positions: Mapping[str, Sequence[int]]) -> list[SearchHit]:
         wanted = {document: list(p) for document, p in positions.items() if p}

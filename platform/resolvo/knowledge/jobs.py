@@ -533,6 +533,7 @@ def _index(prepared: list[_Prepared]) -> dict[int, IngestOutcome]:
             embedder=vectors.embedder(),
             sparse=vectors.sparse_encoder(),
             documents=[(p.ref, p.chunks) for p in prepared],
+            multilingual=vectors.multilingual_embedder(),
             on_progress=progress,
         )
     except TransientError as exc:

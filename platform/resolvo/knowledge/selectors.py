@@ -122,6 +122,9 @@ class RetrievedChunk:
     similarity: float
     """Cosine similarity between the query and the chunk's dense vector (absolute, -1..1)."""
     vector: tuple[float, ...] = ()
+    multilingual_similarity: float | None = None
+    """Cosine similarity by the multilingual vector, for a chunk that a question in another
+    language found through it (``None`` otherwise: English questions don't use that vector)."""
 
     @property
     def section_label(self) -> str:
@@ -146,6 +149,7 @@ def chunks_search(
     fusion: str | None = None,
     mode: str = "hybrid",
     tags: Sequence[str] | None = None,
+    language: str | None = None,
 ) -> list[RetrievedChunk]:
     """Hybrid retrieval over one knowledge base of one organization.
 
@@ -156,6 +160,11 @@ def chunks_search(
     ``mode`` is ``hybrid`` (dense + BM25) or ``dense``. ``fusion`` is ``weighted`` (weighted
     reciprocal rank fusion of Qdrant's two candidate lists; the default, see
     ``RETRIEVAL_*`` settings) or ``qdrant-rrf`` (Qdrant's Query API prefetch + RRF).
+    ``language`` is the question's language (ISO 639-1) when known: with ``weighted`` fusion a
+    language other than English adds the multilingual vector's candidates (when the collection
+    has that vector), then a BM25 list searched with the headings of the best of those (they are
+    in the documents' language), and fuses the four lists with the ``RETRIEVAL_CROSSLINGUAL_*``
+    weights; English or ``None`` keeps the two-list fusion (the multilingual model is not run).
     """
     import numpy as np
     from django.conf import settings
@@ -173,6 +182,7 @@ def chunks_search(
     org, kb = str(knowledge_base.organization_id), str(knowledge_base.pk)
     scope = list(tags) if tags else None
     hits: list[SearchHit]
+    multilingual_scores: dict[str, float] = {}
     if mode == "dense":
         hits = store.search(
             org=org, kb=kb, dense=dense, sparse=None, limit=limit, prefetch=depth, with_vectors=True, tags=scope
@@ -195,12 +205,36 @@ def chunks_search(
         dense_hits, sparse_hits = store.candidates(
             org=org, kb=kb, dense=dense, sparse=sparse, limit=depth, with_vectors=True, tags=scope
         )
-        by_id = {h.id: h for h in (*sparse_hits, *dense_hits)}
-        fused = weighted_rrf(
-            [[h.id for h in dense_hits], [h.id for h in sparse_hits]],
-            [settings.RETRIEVAL_DENSE_WEIGHT, settings.RETRIEVAL_SPARSE_WEIGHT],
-            k=settings.RETRIEVAL_RRF_K,
-        )
+        lists = [dense_hits, sparse_hits]
+        weights = [settings.RETRIEVAL_DENSE_WEIGHT, settings.RETRIEVAL_SPARSE_WEIGHT]
+        multilingual = vectors.multilingual_embedder() if _crosslingual(language) else None
+        if multilingual is not None:
+            multilingual_hits = store.multilingual_candidates(
+                org=org, kb=kb, vector=multilingual.embed_query(query), limit=depth, with_vectors=True, tags=scope
+            )
+            if multilingual_hits:
+                multilingual_scores = {h.id: h.score for h in multilingual_hits}
+                lists.append(multilingual_hits)
+                weights = [
+                    settings.RETRIEVAL_CROSSLINGUAL_DENSE_WEIGHT,
+                    settings.RETRIEVAL_CROSSLINGUAL_SPARSE_WEIGHT,
+                    settings.RETRIEVAL_MULTILINGUAL_WEIGHT,
+                ]
+                # Pseudo-relevance feedback: the headings of the best multilingual matches are
+                # in the documents' language, so BM25 can search with them.
+                headings = " ".join(
+                    str(h.payload.get("context") or h.payload.get("title") or "")
+                    for h in multilingual_hits[: settings.RETRIEVAL_CROSSLINGUAL_FEEDBACK_DOCS]
+                )
+                feedback = vectors.sparse_encoder().embed_query(headings)
+                if settings.RETRIEVAL_CROSSLINGUAL_FEEDBACK_WEIGHT and feedback.indices:
+                    _, feedback_hits = store.candidates(
+                        org=org, kb=kb, dense=dense, sparse=feedback, limit=depth, with_vectors=True, tags=scope
+                    )
+                    lists.append(feedback_hits)
+                    weights.append(settings.RETRIEVAL_CROSSLINGUAL_FEEDBACK_WEIGHT)
+        by_id = {h.id: h for ranked in reversed(lists) for h in ranked}
+        fused = weighted_rrf([[h.id for h in ranked] for ranked in lists], weights, k=settings.RETRIEVAL_RRF_K)
         hits = [dataclasses.replace(by_id[i], score=score) for i, score in fused[:limit]]
     out = []
     for rank, hit in enumerate(hits, start=1):
@@ -223,9 +257,15 @@ def chunks_search(
                 score=hit.score,
                 similarity=similarity,
                 vector=tuple(float(x) for x in vec) if vec is not None else (),
+                multilingual_similarity=multilingual_scores.get(hit.id),
             )
         )
     return out
+
+
+def _crosslingual(language: str | None) -> bool:
+    """Whether a question in ``language`` is matched through the multilingual vector too."""
+    return bool(language) and not str(language).lower().startswith("en")
 
 
 def chunks_neighbours(

@@ -11,7 +11,7 @@ from typing import cast
 
 from django.conf import settings
 
-from ingestion.embed import CoalescingEmbedder, Embedder, get_embedder
+from ingestion.embed import CoalescingEmbedder, Embedder, MultilingualEmbedder, get_embedder, get_multilingual_embedder
 from ingestion.sparse import SparseEncoder
 from ingestion.split import SplitConfig, Splitter
 from ingestion.store import CollectionConfig, SetupReport, VectorStore, collection_name, open_store, setup_store
@@ -26,6 +26,23 @@ _answer_embedder: CoalescingEmbedder | None = None
 
 def embedder() -> Embedder:
     return get_embedder(settings.EMBEDDING_MODEL, device=settings.EMBEDDING_DEVICE)
+
+
+def multilingual_embedder() -> MultilingualEmbedder | None:
+    """The multilingual model (``EMBEDDING_MULTILINGUAL``), or None when it is off or its
+    package is not installed on this platform."""
+    return get_multilingual_embedder(settings.EMBEDDING_MULTILINGUAL, threads=settings.EMBEDDING_MULTILINGUAL_THREADS)
+
+
+def chunks_collection() -> tuple[str, int]:
+    """The collection for the configured models, and its multilingual vector's size (0: none).
+    One collection per combination: turning the multilingual model on or off starts another
+    collection (re-index), so no collection mixes points with and without its vector."""
+    model, multilingual = embedder(), multilingual_embedder()
+    name = collection_name(model.slug, model.dimension)
+    if multilingual is None:
+        return name, 0
+    return f"{name}__{multilingual.slug}", multilingual.dimension
 
 
 def answer_embedder() -> CoalescingEmbedder:
@@ -85,13 +102,15 @@ def store_setup() -> SetupReport:
     embedded engine takes one opener at a time."""
     reset()
     model = embedder()
+    collection, multilingual_dimension = chunks_collection()
     return setup_store(
         url=settings.QDRANT_URL or None,
         api_key=settings.QDRANT_API_KEY,
         path=str(settings.QDRANT_PATH),
-        collection=collection_name(model.slug, model.dimension),
+        collection=collection,
         dimension=model.dimension,
         config=collection_config(),
+        multilingual_dimension=multilingual_dimension,
     )
 
 
@@ -101,13 +120,15 @@ def get_store() -> VectorStore:
     with _lock:
         if _store is None:
             model = embedder()
+            collection, multilingual_dimension = chunks_collection()
             _store = open_store(
                 url=settings.QDRANT_URL or None,
                 api_key=settings.QDRANT_API_KEY,
                 path=str(settings.QDRANT_PATH),
-                collection=collection_name(model.slug, model.dimension),
+                collection=collection,
                 dimension=model.dimension,
                 config=collection_config(),
+                multilingual_dimension=multilingual_dimension,
             )
         return _store
 
