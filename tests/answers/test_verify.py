@@ -52,3 +52,24 @@ def test_sentences_keep_their_trailing_citations() -> None:
         "Second step [2][3].",
         "- a list item",
     ]
+
+
+def test_an_invented_control_name_is_not_supported_by_a_passage_with_the_same_words() -> None:
+    passages = [
+        "Clock > Time\nTo change the current time, tap the time shown at the top and use the button to adjust it.",
+        "Clock > Time\nTap Change Current Time, then set the hour and minutes.",
+    ]
+    vectors = embedder().embed_documents(passages)
+    run = lambda answer: verify(  # noqa: E731
+        answer, passages=passages, passage_vectors=vectors, embed=embedder().embed_documents, thresholds=Thresholds()
+    )
+    invented = run("Tap the Change Current Time button to set the time [1].").sentences[0]
+    assert invented.kept == [] and invented.inferred != [1], "passage 1 never names that button"
+    real = run("Tap Change Current Time, then set the hour and minutes [2].").sentences[0]
+    assert real.kept == [2]
+
+
+def test_a_number_the_passage_does_not_give_is_not_supported() -> None:
+    result = check("Hold the pinhole button on the back for 30 seconds until the ring flashes amber [1].")
+    assert not result.sentences[0].supported
+    assert check("Hold the pinhole button on the back for 15 seconds until the ring flashes amber [1].").used == [1]

@@ -8,18 +8,20 @@ these events.
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
-from resolvo.answers import events, guard, prompts
-from resolvo.answers.events import Citation, DoneData, Event, Source
+from resolvo.answers import condense, events, gate, guard, prompts, quote
+from resolvo.answers import language as lang
+from resolvo.answers.events import Citation, DoneData, Event, Outcome, Source
 from resolvo.answers.llm.base import ChatMessage, GenerationParams, LLMBackend, LLMUnavailable
-from resolvo.answers.verify import Thresholds, sentences_of, verify
+from resolvo.answers.verify import Thresholds, content_words, strip_citations, verify
 from resolvo.knowledge.models import KnowledgeBase
 from resolvo.knowledge.selectors import RetrievedChunk, chunks_neighbours, chunks_search
 
@@ -47,10 +49,12 @@ class AnswerConfig:
     context_tokens: int = 1400
     history_tokens: int = 400
     max_question_chars: int = 2000
-    condense: Literal["llm", "concat", "off"] = "llm"
+    condense: Literal["carry", "llm", "concat", "off"] = "carry"
     extract_passages: int = 3
     extract_min_similarity: float = 0.55
     timeout_s: float = 30.0
+    gate: gate.GateConfig = field(default_factory=gate.GateConfig)
+    """Answer, abstain or clarify, decided after retrieval (``answers/gate.py``)."""
 
 
 @dataclass
@@ -60,15 +64,23 @@ class Trace:
     standalone_query: str = ""
     retrieved: list[dict[str, Any]] = field(default_factory=list)
     passages_removed_instructions: int = 0
+    gate: dict[str, Any] = field(default_factory=dict)
+    """The gate's assessment: outcome (answer, abstain, clarify), reason, score."""
     answer: str = ""
     draft: str = ""
-    """The model's own text when verification replaced it with quoted passage sentences."""
+    """The model's whole text, verified or not (the shown answer holds only what held up)."""
     streamed: str = ""
     """The token deltas sent to the client, joined (``done.replaced`` compares the answer to it)."""
+    rejected: list[dict[str, str]] = field(default_factory=list)
+    """Sentences of the draft that were never shown, and why: unsupported, instruction, contact."""
     citations: list[Citation] = field(default_factory=list)
     dropped_citations: list[int] = field(default_factory=list)
     abstained: bool = False
     abstain_reason: str = ""
+    outcome: str = ""
+    """answered, quoted, abstained, clarified or error (``done.outcome``)."""
+    language: str = ""
+    """The customer's language (ISO 639-1) the fixed messages and the answer are in."""
     error: str = ""
     backend: str = ""
     model: str = ""
@@ -82,6 +94,9 @@ class Passage:
     n: int
     chunk: RetrievedChunk
     text: str
+    """What the model reads: the hit with its neighbours, reflowed, planted instructions removed."""
+    own_text: str = ""
+    """The hit's own text, cleaned the same way: what may be quoted under its citation."""
 
 
 class AnswerError(ValueError):
@@ -101,13 +116,25 @@ class AnswerEngine:
     # -- public -------------------------------------------------------------------------------
 
     def stream(
-        self, *, knowledge_base: KnowledgeBase, question: str, history: Sequence[Turn] = (), trace: Trace
+        self,
+        *,
+        knowledge_base: KnowledgeBase,
+        question: str,
+        history: Sequence[Turn] = (),
+        trace: Trace,
+        tags: Sequence[str] = (),
+        language: str | None = None,
     ) -> Iterator[Event]:
-        """Answer ``question`` from ``knowledge_base`` only. ``trace`` is filled in as it goes."""
+        """Answer ``question`` from ``knowledge_base`` only. ``trace`` is filled in as it goes.
+
+        ``tags`` scopes retrieval to documents carrying any of them (a filter inside the vector
+        store). ``language`` is the fallback when the question's own language is unclear (the
+        conversation's language, the widget's setting)."""
         started = time.perf_counter()
         cfg = self.config
         trace.backend, trace.model = self.backend.name, self.backend.model
         trace.history = [{"role": t.role, "content": t.content} for t in history]
+        trace.language = lang.detect(question or "", hint=language).language
 
         def lap(stage: str, since: float) -> float:
             now = time.perf_counter()
@@ -115,106 +142,75 @@ class AnswerEngine:
             return now
 
         try:
-            question = self._validate(question)
+            question = self._validate(question, trace.language)
         except AnswerError as exc:
-            trace.error = str(exc)
+            trace.error, trace.outcome = str(exc), "error"
             yield events.error(str(exc), handoff=False)
             return
         t = time.perf_counter()
         trace.standalone_query = self._condense(question, history)
         t = lap("condense", t)
-        passages = self._retrieve(knowledge_base, trace.standalone_query, trace)
+        passages = self._retrieve(knowledge_base, trace.standalone_query, trace, tags=tags)
         t = lap("retrieve", t)
         yield events.sources([self._source(p) for p in passages])
 
-        if not passages or max(p.chunk.similarity for p in passages) < cfg.min_retrieval_similarity:
-            yield from self._abstain(trace, "weak_retrieval", started)
+        assessment = gate.assess(
+            trace.standalone_query,
+            [p.chunk for p in passages],
+            history=history,
+            config=cfg.gate,
+        )
+        trace.gate = {
+            "outcome": assessment.outcome,
+            "reason": assessment.reason,
+            "score": round(assessment.score, 4),
+            "options": assessment.options,
+            "features": assessment.features,
+        }
+        if assessment.outcome == "abstain":
+            yield from self._abstain(trace, assessment.reason or "weak_retrieval", started)
+            return
+        if assessment.outcome == "clarify":
+            yield from self._clarify(trace, assessment, started)
             return
 
-        messages = self._messages(question, history, passages, company=knowledge_base.organization.name)
-        t = lap("prompt", t)
-        no_answer_guard = guard.LeakGuard(messages[0].content, allowed=NO_ANSWER)
-        pieces: list[str] = []
-        stream = self.backend.stream(
-            messages, GenerationParams(max_tokens=cfg.max_answer_tokens, timeout_s=cfg.timeout_s)
+        messages = self._messages(
+            question, history, passages, company=knowledge_base.organization.name, language=trace.language
         )
-        try:
-            for delta in stream:
-                if "first_token" not in trace.timings:
-                    trace.timings["first_token"] = round((time.perf_counter() - started) * 1000, 1)
-                safe = no_answer_guard.feed(delta)
-                if no_answer_guard.leaked:
-                    break
-                if safe:
-                    pieces.append(safe)
-                    yield events.token(safe)
-            tail = no_answer_guard.flush()
-            if tail:
-                pieces.append(tail)
-                yield events.token(tail)
-        except LLMUnavailable as exc:
-            trace.error = str(exc)
-            trace.abstained, trace.abstain_reason = True, "llm_unavailable"
-            trace.timings["total"] = round((time.perf_counter() - started) * 1000, 1)
-            yield events.error(prompts.template("unavailable"), handoff=True)
-            return
-        finally:
-            stream.close()
-            trace.streamed = "".join(pieces).strip()
-        t = lap("generate", t)
-        usage = stream.usage
-        if usage:
-            trace.prompt_tokens, trace.completion_tokens = usage.prompt_tokens, usage.completion_tokens
-        answer = "".join(pieces).strip()
-        if no_answer_guard.leaked:
-            trace.answer = answer
-            yield from self._abstain(trace, "prompt_leak", started, citations_first=True)
-            return
-        yield from self._finish(question, answer, passages, trace, started, t)
+        t = lap("prompt", t)
+        yield from self._generate(question, messages, passages, trace, started, t)
 
     # -- steps --------------------------------------------------------------------------------
 
-    def _validate(self, question: str) -> str:
+    def _validate(self, question: str, language: str) -> str:
         question = re.sub(r"\s+", " ", question or "").strip()
         if not question:
-            raise AnswerError("Please type a question.")
+            raise AnswerError(lang.message("empty_question", language))
         if len(question) > self.config.max_question_chars:
             raise AnswerError(
-                f"Your question is too long ({len(question):,} characters). Please keep it under "
-                f"{self.config.max_question_chars:,} characters, or ask to talk to a person."
+                lang.message(
+                    "too_long", language, length=f"{len(question):,}", limit=f"{self.config.max_question_chars:,}"
+                )
             )
         return question
 
     def _condense(self, question: str, history: Sequence[Turn]) -> str:
-        users = [t.content for t in history if t.role == "user"]
-        if not users or self.config.condense == "off":
-            return question
-        concat = f"{users[-1]} {question}"
-        if self.config.condense == "concat":
-            return concat
-        text = "\n".join(f"{t.role}: {t.content}" for t in self._trim_history(history))
-        prompt = prompts.render("condense", history=text, question=question)
-        try:
-            with self.backend.stream(
-                [ChatMessage("user", prompt)], GenerationParams(max_tokens=48, timeout_s=self.config.timeout_s)
-            ) as s:
-                rewritten = "".join(s).strip().split("\n")[0].strip()
-        except LLMUnavailable:
-            return concat
-        # A small model may drift: keep the rewrite only if it stays close to the conversation.
-        known = set(re.findall(r"\w+", (text + " " + question).lower()))
-        words = re.findall(r"\w+", rewritten.lower())
-        if (
-            not words
-            or len(words) > 3 * len(re.findall(r"\w+", concat))
-            or sum(w in known for w in words) / len(words) < 0.6
-        ):
-            return concat
-        return rewritten
+        trimmed = self._trim_history(history)
+        return condense.condense(
+            question,
+            history,
+            mode=self.config.condense,
+            backend=self.backend,
+            timeout_s=self.config.timeout_s,
+            history_text="\n".join(f"{t.role}: {t.content}" for t in trimmed),
+        )
 
-    def _retrieve(self, kb: KnowledgeBase, query: str, trace: Trace) -> list[Passage]:
+    def _retrieve(self, kb: KnowledgeBase, query: str, trace: Trace, *, tags: Sequence[str] = ()) -> list[Passage]:
         cfg = self.config
-        chunks = chunks_search(knowledge_base=kb, query=query, limit=cfg.top_k)
+        if tags:
+            chunks = chunks_search(knowledge_base=kb, query=query, limit=cfg.top_k, tags=list(tags))
+        else:
+            chunks = chunks_search(knowledge_base=kb, query=query, limit=cfg.top_k)
         trace.retrieved = [
             {
                 "chunk_id": c.chunk_id,
@@ -241,8 +237,9 @@ class AnswerEngine:
                 after = [t for pos, t in around if pos > chunk.position]
                 text = "\n".join([*before, text, *after])
             text, removed = guard.neutralize_instructions(text)
+            own, _ = guard.neutralize_instructions(chunk.text)
             trace.passages_removed_instructions += removed
-            passages.append(Passage(n, chunk, text))
+            passages.append(Passage(n, chunk, quote.reflow(text), quote.reflow(own)))
         return passages
 
     def _trim_history(self, history: Sequence[Turn]) -> list[Turn]:
@@ -257,10 +254,12 @@ class AnswerEngine:
         return list(reversed(kept))
 
     def _messages(
-        self, question: str, history: Sequence[Turn], passages: list[Passage], *, company: str
+        self, question: str, history: Sequence[Turn], passages: list[Passage], *, company: str, language: str = "en"
     ) -> list[ChatMessage]:
         cfg = self.config
-        system = prompts.render("system", company=company, no_answer=NO_ANSWER)
+        system = prompts.render(
+            "system", company=company, no_answer=NO_ANSWER, language=lang.NAMES.get(language, "English")
+        )
         budget = cfg.context_tokens
         window = self.backend.context_window
         if window:
@@ -285,74 +284,164 @@ class AnswerEngine:
         turns = [ChatMessage(t.role, t.content) for t in self._trim_history(history)]
         return [ChatMessage("system", system), *turns, ChatMessage("user", user)]
 
-    def _finish(
-        self, question: str, answer: str, passages: list[Passage], trace: Trace, started: float, t: float
+    def _generate(
+        self,
+        question: str,
+        messages: list[ChatMessage],
+        passages: list[Passage],
+        trace: Trace,
+        started: float,
+        t: float,
     ) -> Iterator[Event]:
+        """Stream the model's draft a sentence at a time: each sentence is held until it is
+        verified against the passages and emitted with its citation; what fails is never shown.
+        So the text the customer watched appear is the final answer (``done.replaced`` is false)."""
         cfg = self.config
-        trace.answer = answer
-        if not answer or _NO_ANSWER_PATTERNS.search(answer):
-            yield from self._abstain(trace, "model_declined", started, citations_first=True)
+        leak = guard.LeakGuard(messages[0].content, allowed=NO_ANSWER)
+        gate_ = _SentenceGate(self, passages, trace)
+        draft: list[str] = []
+        buffer = ""
+        stop = ""
+        params = GenerationParams(max_tokens=cfg.max_answer_tokens, timeout_s=cfg.timeout_s)
+        stream = self.backend.stream(messages, params)
+        try:
+            for delta in stream:
+                if "first_token" not in trace.timings:
+                    trace.timings["first_token"] = round((time.perf_counter() - started) * 1000, 1)
+                safe = leak.feed(delta)
+                if leak.leaked:
+                    stop = "prompt_leak"
+                    break
+                draft.append(safe)
+                buffer += safe
+                sentences, buffer = _complete_sentences(buffer)
+                for sentence in sentences:
+                    for out in gate_.offer(sentence):
+                        if "first_sentence" not in trace.timings:
+                            trace.timings["first_sentence"] = round((time.perf_counter() - started) * 1000, 1)
+                        yield events.token(out)
+                    stop = gate_.stop
+                    if stop:
+                        break
+                if stop:
+                    break
+            if not stop:
+                tail = leak.flush()
+                draft.append(tail)
+                for out in gate_.offer(buffer + tail, final=True):
+                    if "first_sentence" not in trace.timings:
+                        trace.timings["first_sentence"] = round((time.perf_counter() - started) * 1000, 1)
+                    yield events.token(out)
+                stop = gate_.stop
+        except LLMUnavailable as exc:
+            trace.error = str(exc)
+            trace.abstained, trace.abstain_reason, trace.outcome = True, "llm_unavailable", "error"
+            trace.timings["total"] = round((time.perf_counter() - started) * 1000, 1)
+            trace.draft = "".join(draft).strip()
+            yield events.error(lang.message("unavailable", trace.language), handoff=True)
             return
-        vectors = np.asarray([p.chunk.vector for p in passages], dtype=np.float32)
-        check = verify(
-            answer,
-            passages=[p.text for p in passages],
-            passage_vectors=vectors,
-            embed=self._embed,
-            thresholds=cfg.thresholds,
-        )
-        trace.timings["verify"] = round((time.perf_counter() - t) * 1000, 1)
-        by_n = {p.n: p for p in passages}
-        citations = [
-            self._citation(by_n[n], inferred=not any(n in s.kept for s in check.sentences)) for n in check.used
-        ]
-        trace.dropped_citations = check.dropped
-        if check.supported_fraction < cfg.thresholds.support_fraction or not citations:
-            quoted = self._extract(question, passages)
-            if quoted is None:
-                yield from self._abstain(trace, "unsupported", started, citations_first=True)
-                return
-            # The model's draft failed verification, but a passage answers the question: quote
-            # it, cited, instead of abstaining. ``done.answer`` replaces the streamed draft.
-            trace.draft, trace.answer = answer, quoted[0]
-            trace.abstain_reason = "quoted"
-            citations = [self._citation(by_n[quoted[1]], inferred=False)]
-        trace.citations = citations
-        yield events.citations(citations, check.dropped)
+        finally:
+            stream.close()
+        t = lap_into(trace, "generate", t)
+        usage = stream.usage
+        if usage:
+            trace.prompt_tokens, trace.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+        trace.draft = "".join(draft).strip()
+        trace.timings["verify"] = round(gate_.verify_ms, 1)
+        shown = gate_.shown_text()
+        if shown:
+            trace.answer = trace.streamed = shown
+            trace.citations = [self._citation(gate_.by_n[n], inferred=n in gate_.inferred) for n in gate_.used]
+            trace.dropped_citations = sorted(gate_.dropped - set(gate_.used))
+            trace.outcome = "answered"
+            yield events.citations(trace.citations, trace.dropped_citations)
+            trace.timings["total"] = round((time.perf_counter() - started) * 1000, 1)
+            yield events.done(self._done(trace))
+            return
+        trace.dropped_citations = sorted(gate_.dropped)
+        if stop in ("prompt_leak", "model_declined"):
+            yield from self._abstain(trace, stop, started)
+            return
+        quoted = self._extract(question, passages)
+        if quoted is None:
+            yield from self._abstain(trace, "unsupported", started)
+            return
+        # No sentence of the draft held up, but a passage answers the question: quote it, cited.
+        text, n = quoted
+        if trace.language != lang.DEFAULT:
+            text = f"{lang.message('quote_preface', trace.language)}\n{text}"
+        trace.answer = trace.streamed = text
+        trace.abstain_reason, trace.outcome = "quoted", "quoted"
+        trace.citations = [self._citation(gate_.by_n[n], inferred=False)]
+        if "first_sentence" not in trace.timings:
+            trace.timings["first_sentence"] = round((time.perf_counter() - started) * 1000, 1)
+        yield events.token(text)
+        yield events.citations(trace.citations, trace.dropped_citations)
         trace.timings["total"] = round((time.perf_counter() - started) * 1000, 1)
         yield events.done(self._done(trace))
 
     def _extract(self, question: str, passages: list[Passage]) -> tuple[str, int] | None:
-        """(quoted sentences with their citation, passage number) that best answer the question,
-        or None when no sentence is similar enough (``extract_min_similarity``)."""
+        """(complete passage sentences that best answer the question with their citation, passage
+        number), or None when no sentence is similar enough (``extract_min_similarity``).
+
+        Only readable sentences of the hit's own text qualify (:func:`quote.readable`), after
+        planted instructions were removed from it; the quote runs on from the best sentence
+        through the next readable ones of the same passage, up to three."""
         candidates: list[tuple[int, int, str]] = []
         for p in passages[: self.config.extract_passages]:
-            sentences = [x for x in sentences_of(p.chunk.text) if len(x.split()) >= 4]
-            candidates += [(p.n, i, x) for i, x in enumerate(sentences)]
+            sentences = quote.readable_sentences(p.own_text)
+            candidates += [(p.n, i, x) for i, x in enumerate(sentences) if quote.readable(x)]
         if not candidates:
             return None
         question_vector = self._embed([question])[0]
-        similarity = self._embed_known([x for _, _, x in candidates]) @ question_vector
-        best = int(np.argmax(similarity))
-        if float(similarity[best]) < self.config.extract_min_similarity:
+        similarity = self._embed_known([quote.plain(x) for _, _, x in candidates]) @ question_vector
+        # Meaning first; then the question's own words, a label or table row the question names
+        # ("Blinking amber: ..." for "what does blinking amber mean?"), and the better-ranked hit.
+        asked = content_words(question)
+        spoken = " " + re.sub(r"\W+", " ", question.lower()) + " "
+        scores = []
+        for (n, _, x), sim in zip(candidates, similarity, strict=True):
+            label = re.match(r"^\W*([^:]{2,40}):\s", quote.plain(x))
+            names_label = bool(label and " " + re.sub(r"\W+", " ", label.group(1).lower()).strip() + " " in spoken)
+            overlap = len(asked & content_words(x)) / len(asked) if asked else 0.0
+            eligible = float(sim) + 0.2 * names_label >= self.config.extract_min_similarity
+            bonus = 0.05 if n == passages[0].n else 0.0
+            scores.append(float(sim) + 0.2 * names_label + 0.25 * overlap + bonus if eligible else -1.0)
+        best = int(np.argmax(scores))
+        if scores[best] < 0:
             return None
         n, first, _ = candidates[best]
-        quoted = " ".join(x for m, i, x in candidates if m == n and first <= i < first + 3)
-        return f"{quoted} [{n}]", n
+        following = [(i, x) for m, i, x in candidates if m == n and i >= first]
+        run = [following[0][1]]
+        for (prev, _), (i, x) in itertools.pairwise(following):
+            if i != prev + 1 or len(run) == 3:
+                break
+            run.append(x)
+        return f"{' '.join(run)} [{n}]", n
 
-    def _abstain(self, trace: Trace, reason: str, started: float, *, citations_first: bool = False) -> Iterator[Event]:
-        trace.abstained, trace.abstain_reason = True, reason
+    def _abstain(self, trace: Trace, reason: str, started: float) -> Iterator[Event]:
+        trace.abstained, trace.abstain_reason, trace.outcome = True, reason, "abstained"
         trace.citations = []
-        message = prompts.template("abstain")
-        if not citations_first:
-            trace.streamed = message
-            yield events.token(message)
+        message = lang.message("abstain", trace.language)
+        trace.answer = trace.streamed = message
+        yield events.token(message)
         yield events.citations([], trace.dropped_citations)
         trace.timings["total"] = round((time.perf_counter() - started) * 1000, 1)
-        done = self._done(trace)
-        done["answer"] = message
-        done["replaced"] = message != trace.streamed
-        yield events.done(done)
+        yield events.done(self._done(trace))
+
+    def _clarify(self, trace: Trace, assessment: gate.Assessment, started: float) -> Iterator[Event]:
+        """One short question back instead of a guess: which of the candidates the customer means."""
+        trace.outcome, trace.abstain_reason = "clarified", assessment.reason or "ambiguous"
+        options = [o for o in assessment.options if o][:3]
+        if len(options) >= 2:
+            message = lang.message("clarify", trace.language, options=lang.join_options(options, trace.language))
+        else:
+            message = lang.message("clarify_open", trace.language)
+        trace.answer = trace.streamed = message
+        yield events.token(message)
+        yield events.citations([], [])
+        trace.timings["total"] = round((time.perf_counter() - started) * 1000, 1)
+        yield events.done(self._done(trace))
 
     # -- shapes -------------------------------------------------------------------------------
 
@@ -379,6 +468,8 @@ class AnswerEngine:
     @staticmethod
     def _done(trace: Trace) -> DoneData:
         return DoneData(
+            outcome=cast(Outcome, trace.outcome or "answered"),
+            language=trace.language or lang.DEFAULT,
             abstained=trace.abstained,
             reason=trace.abstain_reason,
             answer=trace.answer,
@@ -388,3 +479,113 @@ class AnswerEngine:
             backend=trace.backend,
             model=trace.model,
         )
+
+
+def lap_into(trace: Trace, stage: str, since: float) -> float:
+    now = time.perf_counter()
+    trace.timings[stage] = round((now - since) * 1000, 1)
+    return now
+
+
+# A sentence ends at . ! ? (with any citation markers after it) followed by the start of the next
+# one, or at a line break. A period after a digit ("1. Open", "2.4 GHz") ends nothing.
+_BOUNDARY = re.compile(r"(?<=[^\s\d])[.!?]+[\"')]*(?:\s*\[\d{1,2}\])*(?=\s+[^\s\[])|\n+")
+
+
+def _complete_sentences(buffer: str) -> tuple[list[str], str]:
+    """(the sentences ``buffer`` completes, what is left of it). A sentence keeps the whitespace
+    before it, which says whether it starts a new line."""
+    sentences: list[str] = []
+    start = 0
+    for m in _BOUNDARY.finditer(buffer):
+        piece = buffer[start : m.end()]
+        if piece.strip():
+            sentences.append(piece)
+        start = m.end()
+    return sentences, buffer[start:]
+
+
+class _SentenceGate:
+    """Decides, sentence by sentence, what of the model's draft the customer sees.
+
+    A substantive sentence is shown only when verification supports it, with its surviving
+    (or inferred) citation markers; a short lead-in ("Sure!", "To do this:") waits for the next
+    supported sentence and goes with it, or never appears. Sentences addressed to an assistant,
+    and sentences that send the customer to a link, address or number no passage contains, are
+    rejected outright. Two rejected sentences before anything was shown stop the generation
+    (``stop`` = "unsupported"), so the quote fallback starts early."""
+
+    def __init__(self, engine: AnswerEngine, passages: list[Passage], trace: Trace) -> None:
+        self.engine = engine
+        self.passages = passages
+        self.trace = trace
+        self.by_n = {p.n: p for p in passages}
+        self.vectors = np.asarray([p.chunk.vector for p in passages], dtype=np.float32)
+        self.all_text = "\n".join(p.text for p in passages)
+        self.shown: list[str] = []
+        self.held: list[str] = []
+        self.used: list[int] = []
+        self.inferred: set[int] = set()
+        self.dropped: set[int] = set()
+        self.rejected_in_a_row = 0
+        self.stop = ""
+        self.verify_ms = 0.0
+
+    def shown_text(self) -> str:
+        return "".join(self.shown).strip()
+
+    def _reject(self, sentence: str, why: str) -> None:
+        self.trace.rejected.append({"text": sentence.strip()[:300], "why": why})
+        if not self.shown:
+            self.rejected_in_a_row += 1
+            if self.rejected_in_a_row >= 2:
+                self.stop = "unsupported"
+
+    def offer(self, sentence: str, *, final: bool = False) -> list[str]:
+        if not sentence.strip():
+            return []
+        plain = strip_citations(sentence).strip()
+        if _NO_ANSWER_PATTERNS.search(plain):
+            self.stop = "model_declined" if not self.shown else "done"
+            return []
+        if guard.instruction_like(plain):
+            self._reject(sentence, "instruction")
+            return []
+        if guard.novel_contacts(plain, self.all_text):
+            self._reject(sentence, "contact")
+            return []
+        cfg = self.engine.config
+        if len(re.findall(r"\w+", plain)) < cfg.thresholds.min_sentence_words:
+            if not final and len(self.held) < 2:
+                self.held.append(sentence)
+            return []
+        started = time.perf_counter()
+        check = verify(
+            sentence,
+            passages=[p.text for p in self.passages],
+            passage_vectors=self.vectors,
+            embed=self.engine._embed,
+            thresholds=cfg.thresholds,
+        )
+        self.verify_ms += (time.perf_counter() - started) * 1000
+        self.dropped.update(check.dropped)
+        result = check.sentences[0] if check.sentences else None
+        if result is None or not result.supported:
+            self._reject(sentence, "unsupported")
+            self.held.clear()
+            return []
+        marks = result.kept or result.inferred
+        self.inferred.update(n for n in result.inferred if n not in self.used)
+        for n in marks:
+            if n not in self.used:
+                self.used.append(n)
+        separator = "\n" if "\n" in sentence[: len(sentence) - len(sentence.lstrip())] else " "
+        out: list[str] = []
+        for lead in self.held:
+            text = strip_citations(lead).strip()
+            out.append((separator if self.shown or out else "") + text)
+        self.held.clear()
+        body = plain + "".join(f" [{n}]" for n in marks)
+        out.append((separator if self.shown or out else "") + body)
+        self.shown.extend(out)
+        return out

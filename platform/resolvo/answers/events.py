@@ -63,7 +63,15 @@ class CitationsData(TypedDict):
     """Passage numbers the draft cited that verification did not support."""
 
 
+Outcome = Literal["answered", "quoted", "abstained", "clarified"]
+
+
 class DoneData(TypedDict):
+    outcome: Outcome
+    """answered (the model's verified text), quoted (passage sentences), abstained (the docs don't
+    cover it: offer a person), clarified (the question was ambiguous: ``answer`` asks which one)."""
+    language: str
+    """The language of ``answer`` and of the fixed messages (ISO 639-1)."""
     abstained: bool
     reason: str
     """Why the answer is what it is: "" (answered), "quoted", or the abstention's reason."""
@@ -143,6 +151,8 @@ def schema() -> dict[str, dict[str, str]]:
         origin = get_origin(tp)
         if origin is NotRequired:
             return name(get_args(tp)[0]) + " (optional)"
+        if origin is Literal:
+            return "Literal[" + ", ".join(str(a) for a in get_args(tp)) + "]"
         if origin in (list, dict, Union):
             return f"{getattr(origin, '__name__', 'Union')}[{', '.join(name(a) for a in get_args(tp))}]"
         if isinstance(tp, type) and hasattr(tp, "__annotations__") and issubclass(tp, dict):

@@ -22,6 +22,11 @@ class AnswerTrace(models.Model):
     citations = models.JSONField(default=list, blank=True)
     dropped_citations = models.JSONField(default=list, blank=True)
     abstained = models.BooleanField(default=False)
+    outcome = models.CharField(
+        max_length=16, blank=True, help_text="answered, quoted, abstained, clarified or error.", db_index=True
+    )
+    language = models.CharField(max_length=8, blank=True, help_text="The customer's language (ISO 639-1).")
+    gate = models.JSONField(default=dict, blank=True, help_text="The answer/abstain/clarify assessment.")
     abstain_reason = models.CharField(max_length=64, blank=True)
     error = models.TextField(blank=True)
     backend = models.CharField(max_length=32, blank=True)

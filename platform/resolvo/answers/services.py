@@ -15,6 +15,7 @@ from resolvo.answers.llm.base import LLMBackend
 from resolvo.answers.llm.factory import make_backend
 from resolvo.answers.llm.transformers_backend import available_cpus
 from resolvo.answers.models import AnswerTrace
+from resolvo.answers.gate import GateConfig
 from resolvo.answers.verify import Thresholds
 from resolvo.knowledge.models import KnowledgeBase
 from resolvo.observability.metrics import answer_trace_saved
@@ -35,8 +36,9 @@ def answer_config() -> AnswerConfig:
             cite_containment=settings.ANSWER_CITE_CONTAINMENT,
             support_fraction=settings.ANSWER_SUPPORT_FRACTION,
         ),
-        condense=cast(Literal["llm", "concat", "off"], settings.ANSWER_CONDENSE),
+        condense=cast(Literal["carry", "llm", "concat", "off"], settings.ANSWER_CONDENSE),
         timeout_s=settings.LLM_TIMEOUT,
+        gate=GateConfig.from_settings(),
     )
 
 
@@ -87,6 +89,7 @@ def answer_stream(
     channel: str = "api",
     engine: AnswerEngine | None = None,
     tags: Sequence[str] = (),
+    language: str | None = None,
 ) -> Iterator[Event]:
     """Stream an answer and store its trace when the stream ends (or is abandoned). ``tags``
     scopes retrieval to documents with any of them (checked by the caller); empty: unscoped."""
@@ -94,6 +97,8 @@ def answer_stream(
     engine = engine or answer_engine()
     saved: dict[str, int] = {}
     scope: dict[str, Any] = {"tags": tuple(tags)} if tags else {}  # unscoped calls stay as they were
+    if language:
+        scope["language"] = language  # the fallback when the question's own language is unclear
     try:
         for event in engine.stream(
             knowledge_base=knowledge_base, question=question, history=history, trace=trace, **scope
@@ -126,6 +131,9 @@ def _save(kb: KnowledgeBase, trace: Trace, channel: str) -> AnswerTrace:
         citations=trace.citations,
         dropped_citations=trace.dropped_citations,
         abstained=trace.abstained,
+        outcome=trace.outcome,
+        language=trace.language,
+        gate=trace.gate,
         abstain_reason=trace.abstain_reason,
         error=trace.error,
         backend=trace.backend,
@@ -143,6 +151,9 @@ class AnswerResult:
     answer: str = ""
     abstained: bool = False
     reason: str = ""
+    outcome: str = ""
+    """``done.outcome``: answered, quoted, abstained or clarified ("" after an error)."""
+    language: str = ""
     error: str = ""
     citations: list[Citation] = field(default_factory=list)
     sources: list[Source] = field(default_factory=list)
@@ -164,6 +175,7 @@ def answer_collect(
     channel: str = "api",
     on_token: Callable[[str], None] | None = None,
     tags: Sequence[str] = (),
+    language: str | None = None,
 ) -> AnswerResult:
     """Run the stream to the end and gather it into one result (commands, evaluation).
 
@@ -171,7 +183,12 @@ def answer_collect(
     result = AnswerResult()
     streamed: list[str] = []
     for event in answer_stream(
-        knowledge_base=knowledge_base, question=question, history=history, channel=channel, tags=tags
+        knowledge_base=knowledge_base,
+        question=question,
+        history=history,
+        channel=channel,
+        tags=tags,
+        language=language,
     ):
         data: Any = event.data
         if event.type == "sources":
@@ -185,6 +202,7 @@ def answer_collect(
         elif event.type == "done":
             done = event.as_done()
             result.abstained, result.reason = done["abstained"], done["reason"]
+            result.outcome, result.language = done["outcome"], done["language"]
             result.answer, result.replaced = done["answer"], done["replaced"]
             result.timings, result.usage = done["timings"], done["usage"]
             result.trace_id = done.get("trace_id")

@@ -4,7 +4,10 @@ Support is measured with the embedding model the platform already runs: cosine s
 between the sentence and the passage's stored vector, plus lexical containment (the share of
 the sentence's content words found in the passage), because small models often copy phrases.
 Citations that fail are dropped; uncited sentences that are clearly supported get the
-supporting passage attached, marked ``inferred``.
+supporting passage attached, marked ``inferred``. Whatever the similarity, a passage supports a
+sentence only if it contains the sentence's :func:`grounded_terms` (named buttons and menus,
+quoted labels, numbers): the commonest invention of a small model is a plausible step with a
+made-up control name.
 """
 
 from __future__ import annotations
@@ -75,6 +78,40 @@ def containment(sentence: str, passage: str) -> float:
     return len(words & content_words(passage)) / len(words)
 
 
+_PHRASE = re.compile(
+    r"(?<!^)(?<![.!?]\s)\b([A-Z][\w'-]*(?:\s+(?:[A-Z][\w'-]*|&|of|and|for|the|to)){0,4}\s+[A-Z][\w'-]*)"
+)
+_QUOTED = re.compile(
+    r"[\"“”]([^\"“”\n]{3,60})[\"“”]"
+    r"|(?:(?<=\s)|^)['\u2018]([^'\u2019\n]{3,60})['\u2019](?=[\s.,;:!?)]|$)"
+    r"|\*\*([^*\n]{3,60})\*\*"
+    r"|>\s*([A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)*)"
+)
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,:]\d+)*(?![\w])")
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[^\w]+", " ", text.lower()).strip()
+
+
+def grounded_terms(sentence: str) -> list[str]:
+    """The exact things a sentence claims: names of buttons and menus (runs of capitalised
+    words after the first word, quoted or bold labels) and numbers. A passage supports the
+    sentence only if it contains every one of them: "Tap the Change Current Time button" needs a
+    passage that names "Change Current Time", not one that merely has the words change, time
+    and button somewhere."""
+    text = strip_citations(sentence)
+    terms = [m.group(1) for m in _PHRASE.finditer(text)]
+    terms += [next(g for g in m.groups() if g) for m in _QUOTED.finditer(text)]
+    terms += [m.group() for m in _NUMBER.finditer(text)]
+    return [t for t in dict.fromkeys(_norm(t) for t in terms) if t]
+
+
+def grounded(terms: Sequence[str], passage: str) -> bool:
+    haystack = f" {_norm(passage)} "
+    return all(f" {t} " in haystack for t in terms)
+
+
 def strip_citations(text: str) -> str:
     return re.sub(r"\s*\[\d{1,2}\]", "", text).strip()
 
@@ -97,7 +134,10 @@ def verify(
         sims = vectors @ passage_vectors.T  # sentences x passages
         for row, check in zip(sims, substantive, strict=True):
             plain = strip_citations(check.text)
-            cont = [containment(plain, p) for p in passages]
+            terms = grounded_terms(plain)
+            has = [grounded(terms, p) for p in passages]
+            cont = [containment(plain, p) if has[i] else 0.0 for i, p in enumerate(passages)]
+            row = np.where(np.asarray(has), row, -1.0).astype(np.float32)
 
             def supports(i: int, row: npt.NDArray[np.float32] = row, cont: list[float] = cont) -> bool:
                 return bool(row[i] >= thresholds.cite_similarity or cont[i] >= thresholds.cite_containment)

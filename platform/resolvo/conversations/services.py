@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 
 from ingestion.tags import validate_tags
 from resolvo import live
+from resolvo.answers import language as lang
 from resolvo.answers.engine import Turn
 from resolvo.answers.events import Event
 from resolvo.answers.services import answer_stream
@@ -44,10 +45,8 @@ TRANSITIONS: dict[str, set[str]] = {
     Status.CLOSED: {Status.BOT, Status.HUMAN},
 }
 
-HANDOFF_MESSAGE = (
-    "I've passed your question to our support team. A person will reply here, usually within one "
-    "business day; you can close this window and come back to this conversation."
-)
+HANDOFF_MESSAGE = lang.message("handoff", "en")
+"""The system message a handoff adds, in English; the customer sees it in their language."""
 
 
 class InvalidTransition(ValueError):
@@ -213,11 +212,15 @@ def conversation_answer_stream(*, conversation: Conversation, message: Message) 
         history=history,
         channel=conversation.channel,
         tags=conversation.tags or (),
+        language=conversation.language or None,
     ):
         if event.type == "citations":
             citations = list(event.as_citations()["citations"])
         elif event.type == "done":
             done = event.as_done()
+            if done["language"] != conversation.language:  # the customer wrote in another language
+                conversation.language = done["language"]
+                Conversation.objects.filter(pk=conversation.pk).update(language=done["language"])
             saved = _answer_save(
                 conversation,
                 text=done["answer"],
@@ -248,6 +251,7 @@ def conversation_draft_stream(*, conversation: Conversation, message: Message) -
         history=history,
         channel="draft",
         tags=conversation.tags or (),
+        language=conversation.language or None,  # the reply goes to the customer
     )
 
 
@@ -309,7 +313,7 @@ def _handoff(conversation: Conversation, *, trigger: str, detail: str) -> Ticket
         trigger=trigger,
         transcript=transcript,
     )
-    _message(conversation, Role.SYSTEM, HANDOFF_MESSAGE)
+    _message(conversation, Role.SYSTEM, lang.message("handoff", conversation.language))
     return ticket
 
 
