@@ -67,6 +67,10 @@ export interface CitationsData {
   dropped: number[];
 }
 export interface DoneData {
+  /** answered, quoted, abstained (a person is offered) or clarified (the answer asks which one). */
+  outcome?: "answered" | "quoted" | "abstained" | "clarified";
+  /** The language of the answer (ISO 639-1). */
+  language?: string;
   abstained: boolean;
   reason: string;
   answer: string;
