@@ -16,8 +16,8 @@ the multilingual model's question-embedding time.
 
 times the store side of a question in another language at N chunks instead (no data dir): the
 tenant-filtered dense and BM25 candidates in one batched request, the multilingual vector's
-candidates in a second one, and the three-list fusion, against the English two-list path on the
-same store. Vectors are random unit vectors (timing only); BM25 vectors come from real texts.
+candidates, a BM25-only list (the heading feedback) and the four-list fusion, against the
+English two-list path on the same store. Vectors are random unit vectors (timing only); BM25 vectors come from real texts.
 """
 
 from __future__ import annotations
@@ -168,7 +168,11 @@ def bench_store(sizes: list[int], n_queries: int) -> None:
             t = time.perf_counter()
             d, s = store.candidates(org="1", kb="1", dense=qd, sparse=qs, limit=50, with_vectors=True)
             m = store.multilingual_candidates(org="1", kb="1", vector=qm, limit=50, with_vectors=True)
-            weighted_rrf([[h.id for h in d], [h.id for h in s], [h.id for h in m]], [0.5, 0.5, 3.0], k=10)
+            f = store.lexical_candidates(
+                org="1", kb="1", sparse=sparse_docs[len(three) % 50], limit=50, with_vectors=True
+            )
+            lists = [[h.id for h in hits] for hits in (d, s, m, f)]
+            weighted_rrf(lists, [0.5, 0.5, 3.0, 1.0], k=10)
             three.append((time.perf_counter() - t) * 1000)
         store.close()
         print(f"{n:>8} {pct(two, 50):>12.2f} {pct(two, 95):>7.2f} {pct(three, 50):>19.2f} {pct(three, 95):>7.2f}")

@@ -211,6 +211,19 @@ class VectorStore(Protocol):
         the collection has no multilingual vector."""
         ...
 
+    def lexical_candidates(
+        self,
+        *,
+        org: str,
+        kb: str,
+        sparse: SparseVector,
+        limit: int,
+        with_vectors: bool = False,
+        tags: Sequence[str] | None = None,
+    ) -> list[SearchHit]:
+        """The BM25 candidate list alone (a second lexical query, such as feedback terms)."""
+        ...
+
     def points_at(self, *, org: str, positions: Mapping[str, Sequence[int]]) -> list[SearchHit]:
         """Points at the given positions of the given documents (``{document: [position, ...]}``),
         in one request (merging context around several hits costs one round trip)."""

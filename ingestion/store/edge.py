@@ -254,6 +254,30 @@ class EdgeStore:
             for p in self._shard.query(request)
         ]
 
+    def lexical_candidates(
+        self,
+        *,
+        org: str,
+        kb: str,
+        sparse: SparseVector,
+        limit: int,
+        with_vectors: bool = False,
+        tags: Sequence[str] | None = None,
+    ) -> list[SearchHit]:
+        if not sparse.indices:
+            return []
+        request = qe.QueryRequest(
+            limit=limit,
+            query=qe.Query.Nearest(qe.SparseVector(indices=sparse.indices, values=sparse.values), using=SPARSE),
+            filter=self._filter(org, kb, tags=tags),
+            with_payload=True,
+            with_vector=[DENSE] if with_vectors else False,
+        )
+        return [
+            SearchHit(str(p.id), float(p.score), dict(p.payload or {}), _dense_of(p.vector))
+            for p in self._shard.query(request)
+        ]
+
     def points_at(self, *, org: str, positions: Mapping[str, Sequence[int]]) -> list[SearchHit]:
         wanted = {document: list(p) for document, p in positions.items() if p}
         if not wanted:

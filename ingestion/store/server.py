@@ -444,6 +444,30 @@ class ServerStore:
             )
         return [_hit(p) for p in response.points]
 
+    def lexical_candidates(
+        self,
+        *,
+        org: str,
+        kb: str,
+        sparse: SparseVector,
+        limit: int,
+        with_vectors: bool = False,
+        tags: Sequence[str] | None = None,
+    ) -> list[SearchHit]:
+        if not sparse.indices:
+            return []
+        with _unavailable_is_transient("search"):
+            response = self._client.query_points(
+                self.collection,
+                query=models.SparseVector(indices=sparse.indices, values=sparse.values),
+                using=SPARSE,
+                query_filter=self._filter(org, kb, tags=tags),
+                limit=limit,
+                with_payload=True,
+                with_vectors=[DENSE] if with_vectors else False,
+            )
+        return [_hit(p) for p in response.points]
+
     def points_at(self, *, org: str, positions: Mapping[str, Sequence[int]]) -> list[SearchHit]:
         wanted = {document: list(p) for document, p in positions.items() if p}
         if not wanted:

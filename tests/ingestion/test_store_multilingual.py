@@ -61,6 +61,14 @@ def test_multilingual_candidates_rank_by_that_vector_within_the_tenant(store: Ve
     assert hits[0].dense is not None and np.allclose(hits[0].dense, _unit(3, DIM), atol=1e-5)
 
 
+def test_lexical_candidates_are_the_bm25_list_alone(store: VectorStore) -> None:
+    store.upsert([_point("1", i) for i in range(4)] + [_point("2", i) for i in range(4)])
+    hits = store.lexical_candidates(org="1", kb="1", sparse=SPARSE.embed_query("text 2"), limit=5, with_vectors=True)
+    assert hits[0].payload["position"] == 2 and {h.payload["org"] for h in hits} == {"1"}
+    assert hits[0].dense is not None and len(hits[0].dense) == DIM
+    assert store.lexical_candidates(org="1", kb="1", sparse=SPARSE.embed_query("the"), limit=5) == []
+
+
 def test_points_without_the_vector_are_stored_and_not_candidates(store: VectorStore) -> None:
     store.upsert([_point("1", 0), _point("1", 1, multilingual=False)])
     assert store.count(org="1") == 2

@@ -228,8 +228,8 @@ def chunks_search(
                 )
                 feedback = vectors.sparse_encoder().embed_query(headings)
                 if settings.RETRIEVAL_CROSSLINGUAL_FEEDBACK_WEIGHT and feedback.indices:
-                    _, feedback_hits = store.candidates(
-                        org=org, kb=kb, dense=dense, sparse=feedback, limit=depth, with_vectors=True, tags=scope
+                    feedback_hits = store.lexical_candidates(
+                        org=org, kb=kb, sparse=feedback, limit=depth, with_vectors=True, tags=scope
                     )
                     lists.append(feedback_hits)
                     weights.append(settings.RETRIEVAL_CROSSLINGUAL_FEEDBACK_WEIGHT)
