@@ -73,7 +73,7 @@ class UploadForm(forms.Form):
 class KnowledgeBaseForm(forms.ModelForm):
     class Meta:
         model = KnowledgeBase
-        fields = ["url_tag_rules"]  # the admin adds the rest of its fields
+        fields = "__all__"  # noqa: DJ007 - the admin's own field list decides what is shown
 
     def clean_url_tag_rules(self) -> dict[str, list[str]]:
         try:
@@ -87,7 +87,7 @@ class DocumentForm(forms.ModelForm):
 
     class Meta:
         model = Document
-        fields = ["tags"]  # the admin adds the rest of its fields
+        fields = "__all__"  # noqa: DJ007 - the admin's own field list decides what is shown
 
 
 @admin.register(KnowledgeBase)
