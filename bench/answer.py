@@ -230,7 +230,9 @@ def main() -> None:
     parser.add_argument("--local-mode", action="store_true", help="also measure qdrant-client's local mode")
     args = parser.parse_args()
     django_embedded()
-    bench_retrieval([int(s) for s in args.sizes.split(",")], args.queries, args.local_mode)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    if sizes:
+        bench_retrieval(sizes, args.queries, args.local_mode)
     if args.ttft:
         bench_ttft(args.ttft)
 

@@ -53,3 +53,15 @@ def test_unresolved_references_need_a_missing_referent() -> None:
     said = (Turn("user", "Tell me about the Basque language."),)
     assert gate.unresolved_references("In which country is this language officially spoken?", said) == 0
     assert gate.unresolved_references("What does the status light mean?") == 0
+
+
+def test_a_reference_inside_the_question_itself_is_not_ambiguous() -> None:
+    for question in (
+        "The app says E42. What does that mean?",
+        "One of my bulbs won't pair. How do I reset it?",
+        "What can I do if picture is good but there is no sound with it?",
+        "Can I get my money back for this month of Plus?",
+        "I get this error 'some files cannot be played'. How do I fix this?",
+    ):
+        assert gate.unresolved_references(question) == 0, question
+    assert gate.unresolved_references("How do I reset it?") == 1

@@ -99,6 +99,7 @@ class Features:
 _DEMONSTRATIVES = frozenset({"this", "that", "these", "those"})
 _PERSONAL = frozenset({"he", "him", "his", "she", "her", "hers", "they", "them", "their", "it", "its"})
 _STEM = 5
+_TIME = frozenset({"morning", "evening", "night", "week", "weekend", "month", "year", "time", "moment", "afternoon"})
 
 
 def _stems(text: str) -> set[str]:
@@ -110,20 +111,36 @@ def unresolved_references(query: str, history: Sequence[_Turn] = ()) -> int:
     ("this language", "these players") or a possessive on a definite noun ("the actor's") whose noun
     appears nowhere earlier in the conversation, or a personal pronoun opening a conversation."""
     known = _stems(" ".join(t.content for t in history))
-    ws = words(query)
+    sentences = [x for x in re.split(r"(?<=[.!?])\s+", query.strip()) if x]
     count = 0
-    for i, w in enumerate(ws[:-1]):
-        if w not in _DEMONSTRATIVES and w != "the":
-            continue
-        following = ws[i + 1]
-        possessive = following.endswith("'s")
-        noun = following.removesuffix("'s")
-        if len(noun) <= 2 or noun in STOPWORDS or noun in REFERRING or noun[:_STEM] in known:
-            continue
-        if w in _DEMONSTRATIVES or possessive:
-            count += 1
-    if not history and any(w in _PERSONAL for w in ws):
-        count += 1
+    for n, sentence in enumerate(sentences):
+        # "The app says E42. What does that mean?": a later sentence refers to an earlier one.
+        seen = known | _stems(" ".join(sentences[:n]))
+        ws = words(sentence)
+        for i, w in enumerate(ws[:-1]):
+            if w not in _DEMONSTRATIVES and w != "the":
+                continue
+            following = ws[i + 1]
+            possessive = following.endswith("'s")
+            noun = following.removesuffix("'s")
+            if n and w in _DEMONSTRATIVES:
+                continue
+            if w in _DEMONSTRATIVES and (noun in _TIME or re.search(r"['\"\u2018\u201c]", sentence)):
+                continue  # "this month"; "this error 'some files cannot be played'" names itself
+            if len(noun) <= 2 or noun in STOPWORDS or noun in REFERRING or noun[:_STEM] in seen:
+                continue
+            if w in _DEMONSTRATIVES or possessive:
+                count += 1
+    # A bare pronoun opening a conversation ("how do I connect it to the Wi-Fi?") has nothing to
+    # point at; after a noun ("no sound with it", "My bulb won't pair. How do I reset it?") it does.
+    if not history and len(sentences) == 1:
+        ws = words(query)
+        for i, w in enumerate(ws):
+            if w in _PERSONAL:
+                before = content_words(" ".join(ws[: max(0, i - 1)]))  # the verb right before it aside
+                if not before:
+                    count += 1
+                break
     return count
 
 
