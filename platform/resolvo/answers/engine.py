@@ -150,7 +150,7 @@ class AnswerEngine:
         t = time.perf_counter()
         trace.standalone_query = self._condense(question, history)
         t = lap("condense", t)
-        passages = self._retrieve(knowledge_base, trace.standalone_query, trace, tags=tags)
+        passages = self._retrieve(knowledge_base, trace.standalone_query, trace, tags=tags, language=trace.language)
         t = lap("retrieve", t)
         yield events.sources([self._source(p) for p in passages])
 
@@ -205,12 +205,14 @@ class AnswerEngine:
             history_text="\n".join(f"{t.role}: {t.content}" for t in trimmed),
         )
 
-    def _retrieve(self, kb: KnowledgeBase, query: str, trace: Trace, *, tags: Sequence[str] = ()) -> list[Passage]:
+    def _retrieve(
+        self, kb: KnowledgeBase, query: str, trace: Trace, *, tags: Sequence[str] = (), language: str = ""
+    ) -> list[Passage]:
         cfg = self.config
-        if tags:
-            chunks = chunks_search(knowledge_base=kb, query=query, limit=cfg.top_k, tags=list(tags))
-        else:
-            chunks = chunks_search(knowledge_base=kb, query=query, limit=cfg.top_k)
+        # A question in another language also searches the multilingual vector (docs/ingestion.md).
+        chunks = chunks_search(
+            knowledge_base=kb, query=query, limit=cfg.top_k, tags=list(tags) or None, language=language or None
+        )
         trace.retrieved = [
             {
                 "chunk_id": c.chunk_id,
