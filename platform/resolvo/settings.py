@@ -359,6 +359,7 @@ if ANSWER_CONDENSE not in {"off", "concat", "carry", "llm"}:
 # The answer/abstain/clarify gate before generation (answers/gate.py; calibrated on mtrag-dev and
 # the E-Manual set, docs/answering.md "Knowing when not to answer"). 0 turns the score check off.
 ANSWER_GATE_MIN_SCORE = env_float("ANSWER_GATE_MIN_SCORE", 0.0)
+ANSWER_GATE_MIN_MULTILINGUAL_SIMILARITY = env_float("ANSWER_GATE_MIN_MULTILINGUAL_SIMILARITY", 0.82)
 ANSWER_GATE_COVERAGE_WEIGHT = env_float("ANSWER_GATE_COVERAGE_WEIGHT", 0.5)
 ANSWER_GATE_CLARIFY = env_bool("ANSWER_GATE_CLARIFY", True)
 ANSWER_GATE_CLARIFY_MIN_DOCUMENTS = env_int("ANSWER_GATE_CLARIFY_MIN_DOCUMENTS", 2)
@@ -371,6 +372,7 @@ ANSWER_SUPPORT_FRACTION = env_float("ANSWER_SUPPORT_FRACTION", 0.5)
 # When the model's answer fails verification, quote the passage sentences most similar to the
 # question if they reach this cosine similarity; otherwise abstain.
 ANSWER_EXTRACT_SIMILARITY = env_float("ANSWER_EXTRACT_SIMILARITY", 0.55)
+ANSWER_EXTRACT_MULTILINGUAL_SIMILARITY = env_float("ANSWER_EXTRACT_MULTILINGUAL_SIMILARITY", 0.86)
 # Hybrid retrieval: weighted reciprocal rank fusion of dense and BM25 candidates, tuned on the
 # development set (docs/answering.md): BM25 carries most of the signal on product manuals.
 RETRIEVAL_FUSION = env_str("RETRIEVAL_FUSION", "weighted")  # or "qdrant-rrf"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -65,3 +66,14 @@ def test_a_reference_inside_the_question_itself_is_not_ambiguous() -> None:
     ):
         assert gate.unresolved_references(question) == 0, question
     assert gate.unresolved_references("How do I reset it?") == 1
+
+
+def test_a_question_in_another_language_is_gated_on_the_multilingual_similarity() -> None:
+    # all-MiniLM is English-only: a Spanish question scores near 0 on it even when answerable.
+    base = gate.Features(
+        best_similarity=0.05, second_similarity=0.04, coverage=0.0, best_coverage=0.0, documents=3, unresolved=0
+    )
+    config = gate.GateConfig()
+    assert gate.decide(replace(base, best_multilingual=0.86), ["A", "B"], config).outcome == "answer"
+    assert gate.decide(replace(base, best_multilingual=0.78), ["A", "B"], config).reason == "weak_retrieval"
+    assert gate.decide(base, ["A", "B"], config).reason == "weak_retrieval"  # English: MiniLM decides

@@ -52,6 +52,8 @@ class AnswerConfig:
     condense: Literal["carry", "llm", "concat", "off"] = "carry"
     extract_passages: int = 3
     extract_min_similarity: float = 0.55
+    extract_multilingual_similarity: float = 0.86
+    """The same for a question in another language, in multilingual-e5's (higher) similarity scale."""
     timeout_s: float = 30.0
     gate: gate.GateConfig = field(default_factory=gate.GateConfig)
     """Answer, abstain or clarify, decided after retrieval (``answers/gate.py``)."""
@@ -104,14 +106,25 @@ class AnswerError(ValueError):
 
 
 class AnswerEngine:
-    def __init__(self, *, backend: LLMBackend, config: AnswerConfig, embed: Any, embed_known: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        backend: LLMBackend,
+        config: AnswerConfig,
+        embed: Any,
+        embed_known: Any = None,
+        multilingual: Any = None,
+    ) -> None:
         """``embed`` turns texts into unit vectors; ``embed_known`` does the same for sentences of
         the knowledge base's own passages, which recur across answers (it may serve them from a
-        cache, :meth:`ingestion.embed.CoalescingEmbedder.embed_known`); it defaults to ``embed``."""
+        cache, :meth:`ingestion.embed.CoalescingEmbedder.embed_known`); it defaults to ``embed``.
+        ``multilingual`` (``embed_query``, ``embed_passages``) picks the sentences to quote for a
+        question in another language, which the English ``embed`` cannot compare."""
         self.backend = backend
         self.config = config
         self._embed = embed
         self._embed_known = embed_known or embed
+        self._multilingual = multilingual
 
     # -- public -------------------------------------------------------------------------------
 
@@ -364,7 +377,7 @@ class AnswerEngine:
         if stop in ("prompt_leak", "model_declined"):
             yield from self._abstain(trace, stop, started)
             return
-        quoted = self._extract(question, passages)
+        quoted = self._extract(question, passages, language=trace.language)
         if quoted is None:
             yield from self._abstain(trace, "unsupported", started)
             return
@@ -382,7 +395,7 @@ class AnswerEngine:
         trace.timings["total"] = round((time.perf_counter() - started) * 1000, 1)
         yield events.done(self._done(trace))
 
-    def _extract(self, question: str, passages: list[Passage]) -> tuple[str, int] | None:
+    def _extract(self, question: str, passages: list[Passage], *, language: str = "en") -> tuple[str, int] | None:
         """(complete passage sentences that best answer the question with their citation, passage
         number), or None when no sentence is similar enough (``extract_min_similarity``).
 
@@ -395,8 +408,14 @@ class AnswerEngine:
             candidates += [(p.n, i, x) for i, x in enumerate(sentences) if quote.readable(x)]
         if not candidates:
             return None
-        question_vector = self._embed([question])[0]
-        similarity = self._embed_known([quote.plain(x) for _, _, x in candidates]) @ question_vector
+        texts = [quote.plain(x) for _, _, x in candidates]
+        threshold = self.config.extract_min_similarity
+        if language != lang.DEFAULT and self._multilingual is not None:
+            # The question is in another language than the passages: compare across languages.
+            similarity = self._multilingual.embed_passages(texts) @ self._multilingual.embed_query(question)
+            threshold = self.config.extract_multilingual_similarity
+        else:
+            similarity = self._embed_known(texts) @ self._embed([question])[0]
         # Meaning first; then the question's own words, a label or table row the question names
         # ("Blinking amber: ..." for "what does blinking amber mean?"), and the better-ranked hit.
         asked = content_words(question)
@@ -406,7 +425,7 @@ class AnswerEngine:
             label = re.match(r"^\W*([^:]{2,40}):\s", quote.plain(x))
             names_label = bool(label and " " + re.sub(r"\W+", " ", label.group(1).lower()).strip() + " " in spoken)
             overlap = len(asked & content_words(x)) / len(asked) if asked else 0.0
-            eligible = float(sim) + 0.2 * names_label >= self.config.extract_min_similarity
+            eligible = float(sim) + 0.2 * names_label >= threshold
             bonus = 0.05 if n == passages[0].n else 0.0
             scores.append(float(sim) + 0.2 * names_label + 0.25 * overlap + bonus if eligible else -1.0)
         best = int(np.argmax(scores))

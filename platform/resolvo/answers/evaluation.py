@@ -166,6 +166,9 @@ class Report:
     f1: list[float] = field(default_factory=list)
     cited: int = 0
     cited_gold: int = 0
+    answers: int = 0
+    withdrawn: int = 0
+    """Answers whose final text differs from what was streamed to the customer."""
     abstained_answerable: list[bool] = field(default_factory=list)
     abstained_unanswerable: list[bool] = field(default_factory=list)
     retrieval_ms: list[float] = field(default_factory=list)
@@ -265,6 +268,7 @@ class Report:
             "mrr": mean(self.rr),
             "answer_f1": mean(self.f1),
             "citation_precision": round(self.cited_gold / self.cited, 4) if self.cited else None,
+            "streamed_withdrawn": f"{self.withdrawn}/{self.answers}" if self.answers else None,
             "citations": self.cited,
             "abstention_answerable": rate(self.abstained_answerable),
             "abstention_unanswerable": rate(self.abstained_unanswerable),

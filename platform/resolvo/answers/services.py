@@ -11,11 +11,11 @@ from django.conf import settings
 
 from resolvo.answers.engine import AnswerConfig, AnswerEngine, Trace, Turn
 from resolvo.answers.events import Citation, Event, Source, Usage
+from resolvo.answers.gate import GateConfig
 from resolvo.answers.llm.base import LLMBackend
 from resolvo.answers.llm.factory import make_backend
 from resolvo.answers.llm.transformers_backend import available_cpus
 from resolvo.answers.models import AnswerTrace
-from resolvo.answers.gate import GateConfig
 from resolvo.answers.verify import Thresholds
 from resolvo.knowledge.models import KnowledgeBase
 from resolvo.observability.metrics import answer_trace_saved
@@ -31,6 +31,7 @@ def answer_config() -> AnswerConfig:
         context_tokens=settings.ANSWER_CONTEXT_TOKENS,
         min_retrieval_similarity=settings.ANSWER_MIN_RETRIEVAL_SIMILARITY,
         extract_min_similarity=settings.ANSWER_EXTRACT_SIMILARITY,
+        extract_multilingual_similarity=settings.ANSWER_EXTRACT_MULTILINGUAL_SIMILARITY,
         thresholds=Thresholds(
             cite_similarity=settings.ANSWER_CITE_SIMILARITY,
             cite_containment=settings.ANSWER_CITE_CONTAINMENT,
@@ -68,6 +69,7 @@ def answer_engine() -> AnswerEngine:
                 config=answer_config(),
                 embed=embedder.embed_documents,
                 embed_known=embedder.embed_known,
+                multilingual=vectors.multilingual_embedder(),
             )
         return _engine
 

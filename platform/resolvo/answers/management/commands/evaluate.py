@@ -126,6 +126,9 @@ class Command(BaseCommand):
         elif query_mode == "rewrite" and q.rewrite:
             question = q.rewrite
         result = answer_collect(knowledge_base=kb, question=question, history=history, channel="evaluate")
+        if not result.error:  # what the customer watched appear must be what stands
+            report.answers += 1
+            report.withdrawn += result.streamed != result.answer.strip()
         report.add_answer(
             q,
             answer=result.answer,
