@@ -50,10 +50,11 @@ def test_events_stream_as_they_happen_in_order(asgi_server: str, widget: Any, an
     names = [n for n, _ in seen]
     assert names[:2] == ["message", "sources"] and names[-2:] == ["citations", "done"]
     tokens = [t for n, t in seen if n == "token"]
-    assert len(tokens) >= 2, names
-    done_at = seen[-1][1]
-    # Streamed, not buffered: the first token arrived well before the answer was complete.
-    assert done_at - tokens[0] > 0.3, (tokens[0] - started, done_at - started)
+    assert len(tokens) >= 1, names  # verified sentences, or a quote, or the abstention
+    sources_at, done_at = next(t for n, t in seen if n == "sources"), seen[-1][1]
+    # Streamed, not buffered: the sources arrived well before the answer was complete (the
+    # answer's own text comes a verified sentence at a time, so it may all come at the end).
+    assert done_at - sources_at > 0.3, (sources_at - started, done_at - started)
 
 
 def test_a_client_that_goes_away_stops_generation(asgi_server: str, widget: Any, answer_settings: Any) -> None:
@@ -66,8 +67,8 @@ def test_a_client_that_goes_away_stops_generation(asgi_server: str, widget: Any,
         headers={"Idempotency-Key": "s2"},
     ) as response:
         for name, _ in _events(response.iter_lines()):
-            if name == "token":
-                break  # leave mid-answer
+            if name == "sources":
+                break  # leave mid-answer: the model is generating now
     deadline = time.monotonic() + 60
     trace = None
     while time.monotonic() < deadline:
