@@ -71,8 +71,12 @@ def readable(sentence: str, *, min_words: int = 4, max_words: int = 60) -> bool:
     """A complete sentence: starts with a capital or digit, ends with punctuation, no orphan
     labels or empty brackets, not addressed to an assistant."""
     words = sentence.split()
+    capitalised = sum(1 for w in words if w[:1].isupper())
     return (
         min_words <= len(words) <= max_words
+        # "Configuring Game Motion Plus Settings General External Device Manager ...": menu
+        # breadcrumbs run together by PDF extraction, not a sentence.
+        and not (len(words) >= 8 and capitalised / len(words) > 0.5)
         and bool(_STARTS_WELL.match(sentence))
         and bool(re.search(r"[.!?][\"')\]]*$", sentence))
         and not _ORPHAN.search(sentence)
