@@ -64,3 +64,16 @@ def test_a_link_no_passage_contains_is_never_shown(lumen_kb: Any) -> None:
     assert done["outcome"] == "answered"
     assert "lumen-support-desk" not in "".join(tokens) and "555" not in "".join(tokens)
     assert any(r["why"] == "contact" for r in trace.rejected)
+
+
+def test_a_lead_in_to_a_list_is_never_left_hanging(lumen_kb: Any) -> None:
+    # "... follow these steps:" with no step that holds up after it would be a fragment.
+    tokens, done, _ = run(lumen_kb, "Here is what a blinking amber status light on the hub means: [1]")
+    assert not re.sub(r"\s*\[\d\]", "", done["answer"]).endswith(":"), done["answer"]
+    tokens, done, _ = run(
+        lumen_kb,
+        "Here is what a blinking amber status light on the hub means: [1]\n"
+        "The hub is connected to Wi-Fi but has no internet [1].",
+    )
+    shown = "".join(tokens)
+    assert shown.index("means:") < shown.index("no internet"), shown  # with the step that followed it

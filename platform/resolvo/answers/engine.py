@@ -544,7 +544,9 @@ class _SentenceGate:
         self.vectors = np.asarray([p.chunk.vector for p in passages], dtype=np.float32)
         self.all_text = "\n".join(p.text for p in passages)
         self.shown: list[str] = []
-        self.held: list[str] = []
+        self.held: list[tuple[str, str, list[int], list[int]]] = []
+        """Sentences waiting for the next supported one: (as written, as shown, cited, inferred)."""
+        self.explicit: set[int] = set()
         self.used: list[int] = []
         self.inferred: set[int] = set()
         self.dropped: set[int] = set()
@@ -577,8 +579,8 @@ class _SentenceGate:
             return []
         cfg = self.engine.config
         if len(re.findall(r"\w+", plain)) < cfg.thresholds.min_sentence_words:
-            if not final and len(self.held) < 2:
-                self.held.append(sentence)
+            if not final and len(self.held) < 3:
+                self.held.append((sentence, strip_citations(sentence).strip(), [], []))
             return []
         started = time.perf_counter()
         check = verify(
@@ -596,17 +598,22 @@ class _SentenceGate:
             self.held.clear()
             return []
         marks = result.kept or result.inferred
-        self.inferred.update(n for n in result.inferred if n not in self.used)
-        for n in marks:
-            if n not in self.used:
-                self.used.append(n)
-        separator = "\n" if "\n" in sentence[: len(sentence) - len(sentence.lstrip())] else " "
-        out: list[str] = []
-        for lead in self.held:
-            text = strip_citations(lead).strip()
-            out.append((separator if self.shown or out else "") + text)
-        self.held.clear()
         body = plain + "".join(f" [{n}]" for n in marks)
-        out.append((separator if self.shown or out else "") + body)
+        item = (sentence, body, list(result.kept), list(result.inferred if not result.kept else []))
+        if plain.endswith(":"):
+            # "Follow these steps:" is shown only with the first step that holds up after it.
+            if not final and len(self.held) < 3:
+                self.held.append(item)
+            return []
+        out: list[str] = []
+        for lead, text, kept, inferred in [*self.held, item]:
+            for n in [*kept, *inferred]:
+                if n not in self.used:
+                    self.used.append(n)
+            self.explicit.update(kept)
+            separator = "\n" if "\n" in lead[: len(lead) - len(lead.lstrip())] else " "
+            out.append((separator if self.shown or out else "") + text)
+        self.inferred = set(self.used) - self.explicit
+        self.held.clear()
         self.shown.extend(out)
         return out
