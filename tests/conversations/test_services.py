@@ -160,3 +160,20 @@ def test_writing_to_a_resolved_conversation_reopens_it_with_a_fresh_bot_context(
 
     latest = AnswerTrace.objects.order_by("-pk").first()
     assert latest is not None and latest.history == []  # the earlier turns are not its context
+
+
+def test_a_customer_writing_in_spanish_gets_the_conversation_in_spanish(lumen_kb: Any) -> None:
+    from resolvo.answers import language
+
+    conversation = start(lumen_kb)
+    events = ask(conversation, "¿Quién ganó el campeonato mundial de fútbol de 1998 en Francia?")
+    done = events[-1].as_done()
+    assert done["language"] == "es" and done["answer"] == language.message("abstain", "es")
+    conversation.refresh_from_db()
+    assert conversation.language == "es"
+    ask(conversation, "ok")  # too short to tell: the conversation keeps Spanish
+    conversation.refresh_from_db()
+    assert conversation.language == "es"
+    services.conversation_handoff(conversation=conversation, trigger="customer_asked")
+    notice = Message.objects.filter(conversation=conversation, role="system").order_by("pk").last()
+    assert notice is not None and notice.text == language.message("handoff", "es")
