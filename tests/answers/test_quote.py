@@ -58,3 +58,4 @@ def test_menu_breadcrumbs_run_together_are_not_a_sentence() -> None:
         "Configuring Game Motion Plus Settings General External Device Manager Game Mode Settings You can configure it."
     )
     assert readable("You can configure the Game Motion Plus settings from the External Device Manager menu.")
+    assert readable("Select Settings > Picture > Expert Settings > Picture Mode and choose Movie.")

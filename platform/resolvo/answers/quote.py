@@ -71,12 +71,16 @@ def readable(sentence: str, *, min_words: int = 4, max_words: int = 60) -> bool:
     """A complete sentence: starts with a capital or digit, ends with punctuation, no orphan
     labels or empty brackets, not addressed to an assistant."""
     words = sentence.split()
-    capitalised = sum(1 for w in words if w[:1].isupper())
+    run = longest = 0
+    for w in words:
+        run = run + 1 if w[:1].isupper() else 0
+        longest = max(longest, run)
     return (
         min_words <= len(words) <= max_words
         # "Configuring Game Motion Plus Settings General External Device Manager ...": menu
-        # breadcrumbs run together by PDF extraction, not a sentence.
-        and not (len(words) >= 8 and capitalised / len(words) > 0.5)
+        # breadcrumbs run together by PDF extraction, not a sentence ("Select Settings > Picture >
+        # Picture Mode" is one: its separators break the run).
+        and longest < 6
         and bool(_STARTS_WELL.match(sentence))
         and bool(re.search(r"[.!?][\"')\]]*$", sentence))
         and not _ORPHAN.search(sentence)
