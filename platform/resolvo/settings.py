@@ -373,6 +373,13 @@ ANSWER_SUPPORT_FRACTION = env_float("ANSWER_SUPPORT_FRACTION", 0.5)
 # question if they reach this cosine similarity; otherwise abstain.
 ANSWER_EXTRACT_SIMILARITY = env_float("ANSWER_EXTRACT_SIMILARITY", 0.55)
 ANSWER_EXTRACT_MULTILINGUAL_SIMILARITY = env_float("ANSWER_EXTRACT_MULTILINGUAL_SIMILARITY", 0.86)
+# LLM-assisted retrieval for a capable served model (off for the bundled 135M one): "off" or "llm".
+ANSWER_RERANK = env_str("ANSWER_RERANK", "off")
+if ANSWER_RERANK not in {"off", "llm"}:
+    from resolvo.env import ConfigError
+
+    raise ConfigError(f"ANSWER_RERANK must be off or llm, got {ANSWER_RERANK!r}")
+ANSWER_RERANK_CANDIDATES = env_int("ANSWER_RERANK_CANDIDATES", 15)
 # Hybrid retrieval: weighted reciprocal rank fusion of dense and BM25 candidates, tuned on the
 # development set (docs/answering.md): BM25 carries most of the signal on product manuals.
 RETRIEVAL_FUSION = env_str("RETRIEVAL_FUSION", "weighted")  # or "qdrant-rrf"

@@ -17,7 +17,7 @@ from typing import Any, Literal, cast
 
 import numpy as np
 
-from resolvo.answers import condense, events, gate, guard, prompts, quote
+from resolvo.answers import condense, events, gate, guard, prompts, quote, rerank
 from resolvo.answers import language as lang
 from resolvo.answers.events import Citation, DoneData, Event, Outcome, Source
 from resolvo.answers.llm.base import ChatMessage, GenerationParams, LLMBackend, LLMUnavailable
@@ -55,6 +55,9 @@ class AnswerConfig:
     extract_multilingual_similarity: float = 0.86
     """The same for a question in another language, in multilingual-e5's (higher) similarity scale."""
     timeout_s: float = 30.0
+    rerank: Literal["off", "llm"] = "off"
+    """"llm": a capable model orders ``rerank_candidates`` retrieved chunks (``answers/rerank.py``)."""
+    rerank_candidates: int = 15
     gate: gate.GateConfig = field(default_factory=gate.GateConfig)
     """Answer, abstain or clarify, decided after retrieval (``answers/gate.py``)."""
 
@@ -66,6 +69,8 @@ class Trace:
     standalone_query: str = ""
     retrieved: list[dict[str, Any]] = field(default_factory=list)
     passages_removed_instructions: int = 0
+    reranked: bool = False
+    """True when the model's order of the candidates was applied (``ANSWER_RERANK=llm``)."""
     gate: dict[str, Any] = field(default_factory=dict)
     """The gate's assessment: outcome (answer, abstain, clarify), reason, score."""
     answer: str = ""
@@ -223,9 +228,16 @@ class AnswerEngine:
     ) -> list[Passage]:
         cfg = self.config
         # A question in another language also searches the multilingual vector (docs/ingestion.md).
+        depth = max(cfg.top_k, cfg.rerank_candidates) if cfg.rerank == "llm" else cfg.top_k
         chunks = chunks_search(
-            knowledge_base=kb, query=query, limit=cfg.top_k, tags=list(tags) or None, language=language or None
+            knowledge_base=kb, query=query, limit=depth, tags=list(tags) or None, language=language or None
         )
+        if cfg.rerank == "llm":
+            started = time.perf_counter()
+            chunks, trace.reranked = rerank.rerank(
+                query, chunks, backend=self.backend, keep=cfg.top_k, timeout_s=cfg.timeout_s
+            )
+            trace.timings["rerank"] = round((time.perf_counter() - started) * 1000, 1)
         trace.retrieved = [
             {
                 "chunk_id": c.chunk_id,

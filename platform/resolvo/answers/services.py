@@ -40,6 +40,8 @@ def answer_config() -> AnswerConfig:
         condense=cast(Literal["carry", "llm", "concat", "off"], settings.ANSWER_CONDENSE),
         timeout_s=settings.LLM_TIMEOUT,
         gate=GateConfig.from_settings(),
+        rerank=cast(Literal["off", "llm"], settings.ANSWER_RERANK),
+        rerank_candidates=settings.ANSWER_RERANK_CANDIDATES,
     )
 
 
