@@ -371,7 +371,7 @@ ANSWER_CITE_CONTAINMENT = env_float("ANSWER_CITE_CONTAINMENT", 0.60)
 ANSWER_SUPPORT_FRACTION = env_float("ANSWER_SUPPORT_FRACTION", 0.5)
 # When the model's answer fails verification, quote the passage sentences most similar to the
 # question if they reach this cosine similarity; otherwise abstain.
-ANSWER_EXTRACT_SIMILARITY = env_float("ANSWER_EXTRACT_SIMILARITY", 0.55)
+ANSWER_EXTRACT_SIMILARITY = env_float("ANSWER_EXTRACT_SIMILARITY", 0.50)
 ANSWER_EXTRACT_MULTILINGUAL_SIMILARITY = env_float("ANSWER_EXTRACT_MULTILINGUAL_SIMILARITY", 0.86)
 # LLM-assisted retrieval for a capable served model (off for the bundled 135M one): "off" or "llm".
 ANSWER_RERANK = env_str("ANSWER_RERANK", "off")

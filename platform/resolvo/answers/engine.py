@@ -51,7 +51,7 @@ class AnswerConfig:
     max_question_chars: int = 2000
     condense: Literal["carry", "llm", "concat", "off"] = "carry"
     extract_passages: int = 3
-    extract_min_similarity: float = 0.55
+    extract_min_similarity: float = 0.50
     extract_multilingual_similarity: float = 0.86
     """The same for a question in another language, in multilingual-e5's (higher) similarity scale."""
     timeout_s: float = 30.0
