@@ -77,3 +77,14 @@ def test_a_lead_in_to_a_list_is_never_left_hanging(lumen_kb: Any) -> None:
     )
     shown = "".join(tokens)
     assert shown.index("means:") < shown.index("no internet"), shown  # with the step that followed it
+
+
+def test_numbered_steps_keep_a_line_each(lumen_kb: Any) -> None:
+    reply = (
+        "A blinking amber light means the hub is connected to Wi-Fi but has no internet [1].\n"
+        "1. Check your router's internet connection [1].\n"
+        "2. Restart your router, and check that other devices in your home can get online [1]."
+    )
+    tokens, done, trace = run(lumen_kb, reply)
+    lines = done["answer"].split("\n")
+    assert [line[:3] for line in lines[1:]] == ["1. ", "2. "], (done["answer"], trace.rejected)

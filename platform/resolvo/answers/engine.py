@@ -521,8 +521,12 @@ def lap_into(trace: Trace, stage: str, since: float) -> float:
 
 
 # A sentence ends at . ! ? (with any citation markers after it) followed by the start of the next
-# one, or at a line break. A period after a digit ("1. Open", "2.4 GHz") ends nothing.
-_BOUNDARY = re.compile(r"(?<=[^\s\d])[.!?]+[\"')]*(?:\s*\[\d{1,2}\])*(?=\s+[^\s\[])|\n+")
+# one, or at a line break (left to the next sentence, which then starts a new line: numbered
+# steps stay one per line). A period after a digit ("1. Open", "2.4 GHz") ends nothing.
+_BOUNDARY = re.compile(r"(?<=[^\s\d])[.!?]+[\"')]*(?:\s*\[\d{1,2}\])*(?=\s+[^\s\[])|(?<=\S)(?=\n)")
+
+
+_LIST_MARKER = re.compile(r"^(?:\d{1,2}[.)]|[-*\u2022])\s+")
 
 
 def _complete_sentences(buffer: str) -> tuple[list[str], str]:
@@ -596,7 +600,7 @@ class _SentenceGate:
             return []
         started = time.perf_counter()
         check = verify(
-            sentence,
+            _LIST_MARKER.sub("", sentence.strip()),  # "1. Open ..." is checked as "Open ..."
             passages=[p.text for p in self.passages],
             passage_vectors=self.vectors,
             embed=self.engine._embed,

@@ -100,7 +100,7 @@ def grounded_terms(sentence: str) -> list[str]:
     sentence only if it contains every one of them: "Tap the Change Current Time button" needs a
     passage that names "Change Current Time", not one that merely has the words change, time
     and button somewhere."""
-    text = strip_citations(sentence)
+    text = re.sub(r"^\s*(?:\d{1,2}[.)]|[-*•])\s+", "", strip_citations(sentence))  # a list item's marker
     terms = [m.group(1) for m in _PHRASE.finditer(text)]
     terms += [next(g for g in m.groups() if g) for m in _QUOTED.finditer(text)]
     terms += [m.group() for m in _NUMBER.finditer(text)]
