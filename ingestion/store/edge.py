@@ -37,6 +37,10 @@ from ingestion.types import TransientError
 _SCROLL_PAGE = 1000
 
 
+def _hit(p: Any) -> SearchHit:
+    return SearchHit(str(p.id), float(p.score), dict(p.payload or {}), _dense_of(p.vector))
+
+
 def _dense_of(vector: Any) -> list[float] | None:
     if isinstance(vector, dict):
         dense = vector.get(DENSE)
@@ -192,10 +196,7 @@ class EdgeStore:
                 with_payload=True,
                 with_vector=vectors,
             )
-        return [
-            SearchHit(str(p.id), float(p.score), dict(p.payload or {}), _dense_of(p.vector))
-            for p in self._shard.query(request)
-        ]
+        return [_hit(p) for p in self._shard.query(request)]
 
     def candidates(
         self,
@@ -224,10 +225,7 @@ class EdgeStore:
                 ]
             )
         )
-        lists = [
-            [SearchHit(str(p.id), float(p.score), dict(p.payload or {}), _dense_of(p.vector)) for p in r]
-            for r in results
-        ]
+        lists = [[_hit(p) for p in r] for r in results]
         return lists[0], (lists[1] if len(lists) > 1 else [])
 
     def multilingual_candidates(
@@ -242,17 +240,8 @@ class EdgeStore:
     ) -> list[SearchHit]:
         if self._config is None or MULTILINGUAL not in self._config.vectors:
             return []
-        request = qe.QueryRequest(
-            limit=limit,
-            query=qe.Query.Nearest([float(x) for x in vector], using=MULTILINGUAL),
-            filter=self._filter(org, kb, tags=tags),
-            with_payload=True,
-            with_vector=[DENSE] if with_vectors else False,
-        )
-        return [
-            SearchHit(str(p.id), float(p.score), dict(p.payload or {}), _dense_of(p.vector))
-            for p in self._shard.query(request)
-        ]
+        query = qe.Query.Nearest([float(x) for x in vector], using=MULTILINGUAL)
+        return self._query_one(query, org=org, kb=kb, limit=limit, with_vectors=with_vectors, tags=tags)
 
     def lexical_candidates(
         self,
@@ -266,17 +255,21 @@ class EdgeStore:
     ) -> list[SearchHit]:
         if not sparse.indices:
             return []
+        query = qe.Query.Nearest(qe.SparseVector(indices=sparse.indices, values=sparse.values), using=SPARSE)
+        return self._query_one(query, org=org, kb=kb, limit=limit, with_vectors=with_vectors, tags=tags)
+
+    def _query_one(
+        self, query: Any, *, org: str, kb: str, limit: int, with_vectors: bool, tags: Sequence[str] | None
+    ) -> list[SearchHit]:
+        """One nearest-neighbour query in the tenant's scope (and tags), hits with payloads."""
         request = qe.QueryRequest(
             limit=limit,
-            query=qe.Query.Nearest(qe.SparseVector(indices=sparse.indices, values=sparse.values), using=SPARSE),
+            query=query,
             filter=self._filter(org, kb, tags=tags),
             with_payload=True,
             with_vector=[DENSE] if with_vectors else False,
         )
-        return [
-            SearchHit(str(p.id), float(p.score), dict(p.payload or {}), _dense_of(p.vector))
-            for p in self._shard.query(request)
-        ]
+        return [_hit(p) for p in self._shard.query(request)]
 
     def points_at(self, *, org: str, positions: Mapping[str, Sequence[int]]) -> list[SearchHit]:
         wanted = {document: list(p) for document, p in positions.items() if p}
