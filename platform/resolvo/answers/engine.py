@@ -154,11 +154,6 @@ class AnswerEngine:
         trace.history = [{"role": t.role, "content": t.content} for t in history]
         trace.language = lang.detect(question or "", hint=language).language
 
-        def lap(stage: str, since: float) -> float:
-            now = time.perf_counter()
-            trace.timings[stage] = round((now - since) * 1000, 1)
-            return now
-
         try:
             question = self._validate(question, trace.language)
         except AnswerError as exc:
@@ -167,9 +162,9 @@ class AnswerEngine:
             return
         t = time.perf_counter()
         trace.standalone_query = self._condense(question, history)
-        t = lap("condense", t)
+        t = lap_into(trace, "condense", t)
         passages = self._retrieve(knowledge_base, trace.standalone_query, trace, tags=tags, language=trace.language)
-        t = lap("retrieve", t)
+        t = lap_into(trace, "retrieve", t)
         yield events.sources([self._source(p) for p in passages])
 
         assessment = gate.assess(
@@ -195,7 +190,7 @@ class AnswerEngine:
         messages = self._messages(
             question, history, passages, company=knowledge_base.organization.name, language=trace.language
         )
-        t = lap("prompt", t)
+        t = lap_into(trace, "prompt", t)
         yield from self._generate(question, messages, passages, trace, started, t)
 
     # -- steps --------------------------------------------------------------------------------
@@ -326,6 +321,12 @@ class AnswerEngine:
         cfg = self.config
         leak = guard.LeakGuard(messages[0].content, allowed=NO_ANSWER)
         gate_ = _SentenceGate(self, passages, trace)
+
+        def visible(text: str) -> Event:
+            """A token event for text now shown; the first one stamps ``timings.first_sentence``."""
+            trace.timings.setdefault("first_sentence", round((time.perf_counter() - started) * 1000, 1))
+            return events.token(text)
+
         draft: list[str] = []
         buffer = ""
         stop = ""
@@ -344,9 +345,7 @@ class AnswerEngine:
                 sentences, buffer = _complete_sentences(buffer)
                 for sentence in sentences:
                     for out in gate_.offer(sentence):
-                        if "first_sentence" not in trace.timings:
-                            trace.timings["first_sentence"] = round((time.perf_counter() - started) * 1000, 1)
-                        yield events.token(out)
+                        yield visible(out)
                     stop = gate_.stop
                     if stop:
                         break
@@ -356,9 +355,7 @@ class AnswerEngine:
                 tail = leak.flush()
                 draft.append(tail)
                 for out in gate_.offer(buffer + tail, final=True):
-                    if "first_sentence" not in trace.timings:
-                        trace.timings["first_sentence"] = round((time.perf_counter() - started) * 1000, 1)
-                    yield events.token(out)
+                    yield visible(out)
                 stop = gate_.stop
         except LLMUnavailable as exc:
             trace.error = str(exc)
@@ -400,9 +397,7 @@ class AnswerEngine:
         trace.answer = trace.streamed = text
         trace.abstain_reason, trace.outcome = "quoted", "quoted"
         trace.citations = [self._citation(gate_.by_n[n], inferred=False)]
-        if "first_sentence" not in trace.timings:
-            trace.timings["first_sentence"] = round((time.perf_counter() - started) * 1000, 1)
-        yield events.token(text)
+        yield visible(text)
         yield events.citations(trace.citations, trace.dropped_citations)
         trace.timings["total"] = round((time.perf_counter() - started) * 1000, 1)
         yield events.done(self._done(trace))
