@@ -86,5 +86,6 @@ def test_numbered_steps_keep_a_line_each(lumen_kb: Any) -> None:
         "2. Restart your router, and check that other devices in your home can get online [1]."
     )
     tokens, done, trace = run(lumen_kb, reply)
+    assert "".join(tokens).strip() == done["answer"]  # shown as it stands, line breaks included
     lines = done["answer"].split("\n")
     assert [line[:3] for line in lines[1:]] == ["1. ", "2. "], (done["answer"], trace.rejected)
