@@ -68,6 +68,9 @@ class Trace:
     history: list[dict[str, str]] = field(default_factory=list)
     standalone_query: str = ""
     retrieved: list[dict[str, Any]] = field(default_factory=list)
+    passages: list[dict[str, Any]] = field(default_factory=list)
+    """The numbered passages as the model read them (``Passage.as_dict``): what an approved answer
+    was written against, kept so it can become a fine-tuning example (``tuning/dataset.py``)."""
     passages_removed_instructions: int = 0
     reranked: bool = False
     """True when the model's order of the candidates was applied (``ANSWER_RERANK=llm``)."""
@@ -105,6 +108,33 @@ class Passage:
     own_text: str = ""
     """The hit's own text, cleaned the same way: what may be quoted under its citation."""
 
+    def as_dict(self) -> dict[str, Any]:
+        c = self.chunk
+        return {
+            "n": self.n,
+            "chunk_id": c.chunk_id,
+            "document_id": c.document_id,
+            "source": c.source,
+            "title": c.title,
+            "section": list(c.section),
+            "url": c.url,
+            "position": c.position,
+            "text": self.text,
+            "own_text": self.own_text,
+        }
+
+
+@dataclass(frozen=True)
+class Reverified:
+    """An approved answer checked again, sentence by sentence, against its passages."""
+
+    text: str
+    """What holds up, with the verified citation markers (the fine-tuning target)."""
+    cited: list[int]
+    """Passage numbers it cites, in first-use order."""
+    rejected: list[dict[str, str]]
+    """Sentences that did not hold up, and why (unsupported, instruction, contact)."""
+
 
 class AnswerError(ValueError):
     """The question itself is unusable (empty, too long); the message is for the customer."""
@@ -131,6 +161,16 @@ class AnswerEngine:
         self._embed_known = embed_known or embed
         self._multilingual = multilingual
 
+    def with_backend(self, backend: LLMBackend) -> AnswerEngine:
+        """The same engine generating with ``backend`` (an organization's adapted model)."""
+        return AnswerEngine(
+            backend=backend,
+            config=self.config,
+            embed=self._embed,
+            embed_known=self._embed_known,
+            multilingual=self._multilingual,
+        )
+
     # -- public -------------------------------------------------------------------------------
 
     def stream(
@@ -150,7 +190,7 @@ class AnswerEngine:
         conversation's language, the widget's setting)."""
         started = time.perf_counter()
         cfg = self.config
-        trace.backend, trace.model = self.backend.name, self.backend.model
+        trace.backend, trace.model = self.backend.name, model_label(self.backend)
         trace.history = [{"role": t.role, "content": t.content} for t in history]
         trace.language = lang.detect(question or "", hint=language).language
 
@@ -262,7 +302,69 @@ class AnswerEngine:
             own, _ = guard.neutralize_instructions(chunk.text)
             trace.passages_removed_instructions += removed
             passages.append(Passage(n, chunk, quote.reflow(text), quote.reflow(own)))
+        trace.passages = [p.as_dict() for p in passages]
         return passages
+
+    def retrieve(
+        self,
+        kb: KnowledgeBase,
+        question: str,
+        history: Sequence[Turn] = (),
+        *,
+        trace: Trace,
+        language: str = "",
+        query: str = "",
+    ) -> list[Passage]:
+        """The numbered passages an answer to ``question`` would be given (condensed with the
+        history unless ``query`` is the standalone query already)."""
+        trace.standalone_query = query or self._condense(question, history)
+        return self._retrieve(kb, trace.standalone_query, trace, language=language)
+
+    def passages_from(self, stored: Sequence[dict[str, Any]]) -> list[Passage]:
+        """Passages rebuilt from ``Trace.passages`` (or the same shape from elsewhere); their
+        vectors are the embeddings of each hit's own text, as verification needs."""
+        if not stored:
+            return []
+        vectors = self._embed_known([str(d.get("own_text") or d["text"]) for d in stored])
+        out = []
+        for d, vector in zip(stored, vectors, strict=True):
+            chunk = RetrievedChunk(
+                chunk_id=str(d.get("chunk_id", "")),
+                document_id=int(d.get("document_id") or 0),
+                source=str(d.get("source", "")),
+                title=str(d.get("title", "")),
+                section=tuple(str(x) for x in d.get("section") or ()),
+                url=str(d.get("url", "")),
+                position=int(d.get("position") or 0),
+                text=str(d.get("own_text") or d["text"]),
+                rank=int(d["n"]),
+                score=0.0,
+                similarity=0.0,
+                vector=tuple(float(x) for x in vector),
+            )
+            out.append(Passage(int(d["n"]), chunk, str(d["text"]), str(d.get("own_text") or d["text"])))
+        return out
+
+    def reverify(self, passages: list[Passage], text: str) -> Reverified:
+        """Check ``text`` as the answer stream checks a draft (the same sentence gate): each
+        sentence must be supported by a passage; citation markers are re-attached to the ones
+        that support it. Used on approved answers before they become training examples."""
+        trace = Trace(question="")
+        gate_ = _SentenceGate(self, passages, trace)
+        sentences, rest = _complete_sentences(text.strip() + "\n")
+        for sentence in sentences:
+            gate_.offer(sentence)
+            if gate_.stop == "model_declined":
+                break
+        gate_.offer(rest, final=True)
+        return Reverified(gate_.shown_text(), list(gate_.used), list(trace.rejected))
+
+    def prompt_messages(
+        self, question: str, history: Sequence[Turn], passages: list[Passage], *, company: str, language: str = "en"
+    ) -> list[ChatMessage]:
+        """The chat messages the model is given for ``question``: the system prompt, the recent
+        history and the numbered passages, exactly as an answer is generated."""
+        return self._messages(question, history, passages, company=company, language=language)
 
     def _trim_history(self, history: Sequence[Turn]) -> list[Turn]:
         kept: list[Turn] = []
@@ -507,6 +609,13 @@ class AnswerEngine:
             backend=trace.backend,
             model=trace.model,
         )
+
+
+def model_label(backend: LLMBackend) -> str:
+    """The model as traces name it: the base model, plus the LoRA adapter applied to it if any."""
+    adapter = getattr(backend, "adapter_name", "")
+    base = getattr(backend, "base_model", "") or backend.model
+    return f"{base} + {adapter}" if adapter else backend.model
 
 
 def lap_into(trace: Trace, stage: str, since: float) -> float:

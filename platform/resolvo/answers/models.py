@@ -17,6 +17,9 @@ class AnswerTrace(models.Model):
     history = models.JSONField(default=list, blank=True, help_text="Earlier turns given to the engine.")
     standalone_query = models.TextField(blank=True)
     retrieved = models.JSONField(default=list, blank=True, help_text="[{chunk_id, source, rank, score, similarity}]")
+    passages = models.JSONField(
+        default=list, blank=True, help_text="The numbered passages as the model read them (n, chunk, text)."
+    )
     answer = models.TextField(blank=True)
     draft = models.TextField(blank=True, help_text="The model's text when verification replaced it with a quote.")
     citations = models.JSONField(default=list, blank=True)

@@ -22,6 +22,16 @@ from resolvo.observability.metrics import answer_trace_saved
 
 _lock = threading.Lock()
 _engine: AnswerEngine | None = None
+_adapted: dict[str, AnswerEngine] = {}
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """A LoRA adapter an organization's answers use (``tuning``): the name an OpenAI-compatible
+    server serves it under, and the folder it was saved in."""
+
+    name: str
+    path: str
 
 
 def answer_config() -> AnswerConfig:
@@ -58,8 +68,30 @@ def llm_backend() -> LLMBackend:
     )
 
 
-def answer_engine() -> AnswerEngine:
-    """The process-wide engine (the model loads on first use, not here)."""
+def answer_engine(*, adapter: Adapter | None = None) -> AnswerEngine:
+    """The process-wide engine (the model loads on first use, not here); with ``adapter``, the
+    same engine generating with that LoRA adapter applied to the configured model."""
+    base = _base_engine()
+    if adapter is None:
+        return base
+    with _lock:
+        engine = _adapted.get(adapter.path)
+        if engine is None:
+            with_adapter = getattr(base.backend, "with_adapter", None)
+            if with_adapter is None:
+                raise ValueError(f"the {base.backend.name} backend cannot apply a LoRA adapter")
+            engine = _adapted[adapter.path] = base.with_backend(with_adapter(adapter.name, adapter.path))
+        return engine
+
+
+def answer_engine_for(organization_id: int) -> AnswerEngine:
+    """The engine an organization's answers use: with its promoted adapter, if it has one."""
+    from resolvo.tuning.selectors import promoted_adapter
+
+    return answer_engine(adapter=promoted_adapter(organization_id=organization_id))
+
+
+def _base_engine() -> AnswerEngine:
     global _engine
     with _lock:
         if _engine is None:
@@ -83,6 +115,7 @@ def answer_engine_reset() -> None:
     global _engine
     with _lock:
         _engine = None
+        _adapted.clear()
 
 
 def answer_stream(
@@ -98,7 +131,7 @@ def answer_stream(
     """Stream an answer and store its trace when the stream ends (or is abandoned). ``tags``
     scopes retrieval to documents with any of them (checked by the caller); empty: unscoped."""
     trace = Trace(question=question)
-    engine = engine or answer_engine()
+    engine = engine or answer_engine_for(knowledge_base.organization_id)
     saved: dict[str, int] = {}
     scope: dict[str, Any] = {"tags": tuple(tags)} if tags else {}  # unscoped calls stay as they were
     if language:
@@ -130,6 +163,7 @@ def _save(kb: KnowledgeBase, trace: Trace, channel: str) -> AnswerTrace:
         history=trace.history,
         standalone_query=trace.standalone_query,
         retrieved=trace.retrieved,
+        passages=trace.passages,
         answer=trace.answer,
         draft=trace.draft,
         citations=trace.citations,

@@ -9,9 +9,12 @@ A configured model name is one of:
 * anything ``from_pretrained`` accepts: a local checkpoint folder or a Hub name. With
   ``HF_HUB_OFFLINE=1`` a Hub name must already be in the local cache.
 
-Loading is lazy and cached per (name, device): two backends configured alike share one copy of
-the weights, and concurrent first calls load it once. torch and transformers are imported only
-when something is loaded, so importing this module is cheap.
+Loading is lazy and cached per (name, device, adapter): two backends configured alike share one
+copy of the weights, and concurrent first calls load it once. A LoRA adapter (``tuning/``) is
+merged into its own copy of the base weights, so an adapted model generates as fast as the base;
+at most ``MAX_ADAPTED_MODELS`` adapted copies are kept, the least recently used is dropped.
+torch and transformers are imported only when something is loaded, so importing this module is
+cheap.
 """
 
 from __future__ import annotations
@@ -77,9 +80,11 @@ def resolve_device(device: str) -> str:
     return device
 
 
+MAX_ADAPTED_MODELS = 2
+
 _lock = threading.Lock()
 _tokenizers: dict[str, Any] = {}
-_models: dict[tuple[str, str], LoadedModel] = {}
+_models: dict[tuple[str, str, str], LoadedModel] = {}
 
 
 def load_tokenizer(name: str) -> Any:
@@ -99,34 +104,46 @@ def load_tokenizer(name: str) -> Any:
         return _tokenizers[name]
 
 
-def load_model(name: str, device: str) -> LoadedModel:
-    """Weights and tokenizer of a configured model on ``device``, loaded once per process.
-
-    On CUDA the weights are bfloat16, on CPU float32 (GGUF files are dequantised either way).
-    """
+def load_weights(name: str, device: str) -> Any:
+    """A fresh copy of a configured model's weights on ``device`` (not cached: the trainer and
+    adapted models need their own). On CUDA bfloat16, on CPU float32 (GGUF is dequantised)."""
     device = resolve_device(device)
-    key = (name, device)
+    location = locate(name)
+    try:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        on_cuda = device.startswith("cuda")
+        return AutoModelForCausalLM.from_pretrained(
+            location.path,
+            dtype=torch.bfloat16 if on_cuda else torch.float32,
+            device_map=device,
+            **location.kwargs(),
+        )
+    except Exception as exc:
+        raise LLMUnavailable(f"could not load the model {name!r} on {device!r}: {exc}") from exc
+
+
+def load_model(name: str, device: str, *, adapter: str | None = None) -> LoadedModel:
+    """Weights and tokenizer of a configured model on ``device`` (with the LoRA adapter saved in
+    the folder ``adapter`` merged in, if given), loaded once per process."""
+    device = resolve_device(device)
+    key = (name, device, adapter or "")
     cached = _models.get(key)
     if cached is not None:
+        if adapter:
+            _models[key] = _models.pop(key)  # most recently used last
         return cached
     tokenizer = load_tokenizer(name)
     with _lock:
         if key not in _models:
-            location = locate(name)
-            try:
-                import torch
-                from transformers import AutoModelForCausalLM
-
-                on_cuda = device.startswith("cuda")
-                model: Any = AutoModelForCausalLM.from_pretrained(
-                    location.path,
-                    dtype=torch.bfloat16 if on_cuda else torch.float32,
-                    device_map=device,
-                    **location.kwargs(),
-                )
-                model.eval()
-            except Exception as exc:
-                raise LLMUnavailable(f"could not load the model {name!r} on {device!r}: {exc}") from exc
+            model: Any = load_weights(name, device)
+            if adapter:
+                model = _merge_adapter(model, adapter, name)
+                adapted = [k for k in _models if k[2]]
+                for old in adapted[: max(0, len(adapted) - MAX_ADAPTED_MODELS + 1)]:
+                    del _models[old]
+            model.eval()
             window = getattr(model.config, "max_position_embeddings", None)
             _models[key] = LoadedModel(
                 model=model,
@@ -135,3 +152,14 @@ def load_model(name: str, device: str) -> LoadedModel:
                 context_window=int(window) if window else None,
             )
         return _models[key]
+
+
+def _merge_adapter(model: Any, adapter: str, name: str) -> Any:
+    if not (Path(adapter) / "adapter_config.json").is_file():
+        raise LLMUnavailable(f"no LoRA adapter in {adapter!r} (adapter_config.json is missing)")
+    try:
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    except Exception as exc:
+        raise LLMUnavailable(f"could not apply the adapter {adapter!r} to {name!r}: {exc}") from exc

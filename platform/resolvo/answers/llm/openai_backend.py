@@ -143,6 +143,60 @@ class OpenAIBackend:
             body["stream_options"] = {"include_usage": True}
         return body
 
+    def with_adapter(self, name: str, path: str) -> OpenAIBackend:
+        """The same server, asking for the LoRA adapter it serves as ``name`` (vLLM selects an
+        adapter by the request's ``model``; docs/tuning.md lists the server flags). ``path`` is
+        where the adapter lies, for :meth:`load_adapter`."""
+        backend = OpenAIBackend(
+            name,
+            base_url=self.base_url,
+            api_key=self.api_key,
+            tokenizer=self.tokenizer_name,
+            context_window=self.context_window,
+            connect_timeout_s=self.connect_timeout_s,
+            max_retries=self.max_retries,
+            retry_backoff_s=self.retry_backoff_s,
+            include_usage=self.include_usage,
+        )
+        backend.adapter_name, backend.base_model = name, self.model
+        return backend
+
+    adapter_name: str = ""
+    base_model: str = ""
+
+    def load_adapter(self, name: str, path: str) -> None:
+        """Ask the server to load a LoRA adapter at run time: vLLM's ``POST /v1/load_lora_adapter``
+        (``{"lora_name", "lora_path"}``; the server needs ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``
+        and ``--enable-lora``). ``path`` must be readable by the server. An adapter the server
+        already has is not an error."""
+        self._adapter_call("load_lora_adapter", {"lora_name": name, "lora_path": path}, fine="already been loaded")
+
+    def unload_adapter(self, name: str) -> None:
+        """``POST /v1/unload_lora_adapter``; an adapter the server does not have is not an error."""
+        self._adapter_call("unload_lora_adapter", {"lora_name": name}, fine="cannot be found")
+
+    def _adapter_call(self, endpoint: str, body: dict[str, str], *, fine: str) -> None:
+        """POST to vLLM's adapter endpoint; an error answer naming this adapter and saying
+        ``fine`` (already loaded, already gone) counts as success."""
+        where = f"LLM server {self.base_url}"
+        try:
+            response = self._http().post(
+                f"{self.base_url}/{endpoint}",
+                json=body,
+                headers={"Accept": "application/json"},
+                timeout=httpx.Timeout(60.0, connect=self.connect_timeout_s),
+            )
+        except httpx.HTTPError as exc:
+            raise LLMUnavailable(f"{where} unreachable for {endpoint}: {exc}") from exc
+        if response.status_code == 200:
+            return
+        text = response.text[:300]
+        if response.status_code in (400, 404) and fine in text and body["lora_name"] in text:
+            return
+        raise LLMRequestRejected(
+            f"{where} refused {endpoint} {body.get('lora_name')!r}: HTTP {response.status_code} {text}"
+        )
+
     def close(self) -> None:
         """Close pooled connections (a later call opens new ones)."""
         with self._client_lock:

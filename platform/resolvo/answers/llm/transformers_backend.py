@@ -57,13 +57,31 @@ class TransformersBackend:
         device: str = "cpu",
         threads: int | None = None,
         repetition_penalty: float = 1.1,
+        adapter: str | None = None,
     ) -> None:
         self.model = model
+        self.adapter = adapter
+        """A LoRA adapter folder (PEFT format) applied on top of ``model``, or ``None``."""
         self.device = device
         generation_threads(threads)  # fail loudly on a bad value at configuration time
         self.threads = threads
         self.repetition_penalty = repetition_penalty
         self._threads_set = False
+
+    def with_adapter(self, name: str, path: str) -> TransformersBackend:
+        """The same model with the LoRA adapter saved in ``path`` applied (``name`` is for the
+        trace). The adapted weights load on first use and are cached per adapter."""
+        backend = TransformersBackend(
+            self.model,
+            device=self.device,
+            threads=self.threads,
+            repetition_penalty=self.repetition_penalty,
+            adapter=path,
+        )
+        backend.adapter_name = name
+        return backend
+
+    adapter_name: str = ""
 
     def load(self) -> None:
         """Load the model now (e.g. when a worker starts) instead of on the first answer."""
@@ -92,7 +110,7 @@ class TransformersBackend:
     # --- internals ------------------------------------------------------------------------------
 
     def _loaded(self) -> LoadedModel:
-        loaded = load_model(self.model, self.device)
+        loaded = load_model(self.model, self.device, adapter=self.adapter)
         if not self._threads_set:
             _limit_torch_threads(self.threads)
             self._threads_set = True
