@@ -14,6 +14,7 @@ from django.conf import settings
 from ingestion.types import TransientError
 from resolvo import background
 from resolvo.knowledge import jobs
+from resolvo.tuning import jobs as tuning_jobs
 from resolvo.webhooks import delivery
 
 
@@ -99,3 +100,15 @@ def webhook_deliver(self: Task, delivery_id: int) -> str:
 @shared_task(name=background.WEBHOOKS_RETRY_DUE)
 def webhooks_retry_due() -> int:
     return delivery.webhooks_retry_due()
+
+
+@shared_task(acks_late=True, name=background.TUNING_RUN)
+def tuning_run(run_id: int) -> str:
+    """Train, evaluate and gate one tuning run (the ``tuning`` queue); idempotent: a finished
+    run is left alone, a run whose worker died resumes from its last checkpoint."""
+    return tuning_jobs.tuning_run_execute(run_id=run_id)
+
+
+@shared_task(name=background.TUNING_RUNS_RECOVER_STALLED)
+def tuning_runs_recover_stalled() -> int:
+    return tuning_jobs.tuning_runs_recover_stalled()

@@ -22,6 +22,8 @@ DOCUMENTS_RECOVER_STALLED = "workers.tasks.documents_recover_stalled"
 WEBHOOK_DELIVER = "workers.tasks.webhook_deliver"
 WEBHOOKS_RETRY_DUE = "workers.tasks.webhooks_retry_due"
 DRAFT_GENERATE = "workers.tasks.draft_generate"
+TUNING_RUN = "workers.tasks.tuning_run"
+TUNING_RUNS_RECOVER_STALLED = "workers.tasks.tuning_runs_recover_stalled"
 
 
 def send(task: str, *args: Any, queue: str | None = None, countdown: float | None = None) -> None:

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "resolvo.conversations",
     "resolvo.tickets",
     "resolvo.webhooks",
+    "resolvo.tuning",
     "resolvo.dashboard",
 ]
 
@@ -208,6 +209,7 @@ CELERY_TASK_ROUTES = {
     "workers.tasks.document*": {"queue": "ingest"},
     "workers.tasks.webhook*": {"queue": "webhooks"},
     "workers.tasks.draft*": {"queue": "answer"},
+    "workers.tasks.tuning*": {"queue": "tuning"},
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_SERIALIZER = CELERY_RESULT_SERIALIZER = "json"
@@ -380,6 +382,35 @@ if ANSWER_RERANK not in {"off", "llm"}:
 
     raise ConfigError(f"ANSWER_RERANK must be off or llm, got {ANSWER_RERANK!r}")
 ANSWER_RERANK_CANDIDATES = env_int("ANSWER_RERANK_CANDIDATES", 15)
+
+# --- Tuning: LoRA on the organization's approved answers (docs/tuning.md) ---------------------
+# Runs, their dataset snapshots, checkpoints and adapters live under TUNING_DIR (in production a
+# volume shared by the tuning worker, the answer workers and, for LLM_LORA_RUNTIME_LOADING, vLLM).
+TUNING_DIR = env_path("TUNING_DIR", DATA_DIR / "tuning")
+TUNING_DEVICE = env_str("TUNING_DEVICE", LLM_DEVICE)
+TUNING_THREADS = env_int("TUNING_THREADS", 0)  # 0: torch's default (every CPU)
+# Defaults for a run's hyper-parameters and limits (a run may override any; trainer.HParams).
+TUNING_DEFAULT_HPARAMS = {
+    "max_steps": env_int("TUNING_MAX_STEPS", 200),
+    "max_seconds": env_float("TUNING_MAX_SECONDS", 1800.0),
+    "max_memory_mb": env_int("TUNING_MAX_MEMORY_MB", 12000),
+}
+# The gate: held-out token-F1 must rise by TUNING_GATE_MIN_GAIN; nothing else may get worse by
+# more than TUNING_GATE_TOLERANCE. Each side answers at most TUNING_EVAL_LIMIT questions a set.
+TUNING_EVAL_LIMIT = env_int("TUNING_EVAL_LIMIT", 40)
+TUNING_GATE_MIN_GAIN = env_float("TUNING_GATE_MIN_GAIN", 0.01)
+TUNING_GATE_TOLERANCE = env_float("TUNING_GATE_TOLERANCE", 0.0)
+TUNING_AUTO_PROMOTE = env_bool("TUNING_AUTO_PROMOTE", default=False)
+# A run whose worker has not beaten for this long is taken over (and resumes from its checkpoint).
+TUNING_HEARTBEAT_STALE_SECONDS = env_int("TUNING_HEARTBEAT_STALE_SECONDS", 600)
+# openai backend: load a promoted adapter into vLLM at run time (POST /v1/load_lora_adapter; the
+# server needs --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True). Off: list the adapters
+# with --lora-modules when starting vLLM.
+LLM_LORA_RUNTIME_LOADING = env_bool("LLM_LORA_RUNTIME_LOADING", default=False)
+CELERY_BEAT_SCHEDULE["recover-stalled-tuning-runs"] = {
+    "task": "workers.tasks.tuning_runs_recover_stalled",  # resolvo.background.TUNING_RUNS_RECOVER_STALLED
+    "schedule": 300.0,
+}
 # Hybrid retrieval: weighted reciprocal rank fusion of dense and BM25 candidates, tuned on the
 # development set (docs/answering.md): BM25 carries most of the signal on product manuals.
 RETRIEVAL_FUSION = env_str("RETRIEVAL_FUSION", "weighted")  # or "qdrant-rrf"
