@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from resolvo.dashboard import team, views
+from resolvo.dashboard import team, tuning, views
 
 app_name = "dashboard"
 
@@ -26,4 +26,8 @@ urlpatterns = [
     path("team/<int:membership_id>/", team.member_change, name="member"),
     path("invitations/<str:token>/", team.invitation, name="invitation"),
     path("tokens/", team.tokens, name="tokens"),
+    path("assistant/", tuning.assistant, name="assistant"),
+    path("assistant/runs/", tuning.assistant_runs, name="assistant-runs"),
+    path("assistant/runs/<int:run_id>/", tuning.run_action, name="assistant-run"),
+    path("assistant/rollback/", tuning.rollback, name="assistant-rollback"),
 ]
