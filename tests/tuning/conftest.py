@@ -1,0 +1,1 @@
+from tests.answers.conftest import answer_settings, lumen_kb  # noqa: F401  (the demo help centre)
