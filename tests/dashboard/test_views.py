@@ -163,7 +163,13 @@ def test_every_dashboard_url_answers_404_for_another_organizations_ids(desk: Des
     from resolvo.organizations.models import Membership
 
     membership = Membership.objects.get(user=other_desk.agent)
+    # As an admin, so the admin-only pages (the assistant model's runs) are reached too.
+    Membership.objects.filter(user=desk.agent).update(role=Membership.Role.ADMIN)
+    from resolvo.tuning.models import TuningRun
+
+    run = TuningRun.objects.create(organization=other_desk.kb.organization, base_model="m", status="succeeded")
     ids = {
+        "run_id": run.pk,
         "ticket_id": theirs.pk,
         "draft_id": draft.pk,
         "trace_id": trace_id,
@@ -185,6 +191,7 @@ def test_every_dashboard_url_answers_404_for_another_organizations_ids(desk: Des
     assert theirs.status == "new" and not theirs.notes.exists()
     assert Draft.objects.get(pk=draft.pk).outcome == "pending"
     assert Membership.objects.get(pk=membership.pk).available is True
+    assert not TuningRun.objects.get(pk=run.pk).promoted
 
 
 def test_forms_need_the_csrf_token(desk: Desk) -> None:

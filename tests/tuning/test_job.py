@@ -10,8 +10,6 @@ from typing import Any
 
 import pytest
 
-from resolvo.answers.engine import NO_ANSWER
-
 pytestmark = pytest.mark.slow
 
 QUESTIONS = [
@@ -112,7 +110,7 @@ def test_a_worse_adapter_is_trained_evaluated_and_refused_then_rollback_is_one_a
     services.tuning_run_promote(run=run)
     assert promoted_adapter(organization_id=lumen_kb.organization_id).name == run.adapter_name  # type: ignore[union-attr]
     tuned = answer_collect(knowledge_base=lumen_kb, question=QUESTIONS[1])
-    assert tuned.abstained and tuned.answer == NO_ANSWER
+    assert tuned.abstained and tuned.outcome == "abstained"
     assert AnswerTrace.objects.get(pk=tuned.trace_id).model.endswith(f"+ {run.adapter_name}")
     assert services.tuning_rollback(organization=lumen_kb.organization) == 1
     base = answer_collect(knowledge_base=lumen_kb, question=QUESTIONS[1])
