@@ -16,6 +16,11 @@ held-out split and the fixed set with the base model and with the adapter.
 
 Training speed is printed as tokens per second and as a ratio to a forward pass alone over the same
 examples in the same process (a training step is a forward and a backward pass).
+
+    python bench/tuning.py --data-dir D --serving RUN_ID
+
+times generation with the run's adapter merged against the base model, on the same held-out
+prompts in the same process (the ratio should be about 1: the adapter is merged into the weights).
 """
 
 from __future__ import annotations
@@ -71,10 +76,14 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=400)
     parser.add_argument("--eval-limit", type=int, default=30, help="questions per evaluation set and side")
     parser.add_argument("--hparams", default="{}", help="JSON: more hyper-parameters")
+    parser.add_argument("--serving", type=int, default=0, help="only time generation with this run's adapter")
     args = parser.parse_args()
     os.environ["TUNING_EVAL_LIMIT"] = str(args.eval_limit)
 
     data = django_embedded(args.data_dir)
+    if args.serving:
+        serving_speed(args.serving)
+        return
     from resolvo.answers.services import answer_engine
     from resolvo.knowledge.selectors import knowledge_base_for_operator
     from resolvo.organizations.selectors import organization_get
@@ -94,7 +103,9 @@ def main() -> None:
         organization=org, engine=answer_engine(), out_dir=data / f"dataset-{int(time.time())}", curated=pairs_file
     )
     report = dataset.report.as_dict()
-    print(f"dataset ({time.perf_counter() - t0:.0f} s): {json.dumps({k: v for k, v in report.items() if k != 'dropped_examples'}, indent=1)}")
+    print(
+        f"dataset ({time.perf_counter() - t0:.0f} s): {json.dumps({k: v for k, v in report.items() if k != 'dropped_examples'}, indent=1)}"
+    )
     by_kb: dict[str, int] = {}
     for split_name in ("train", "heldout"):
         for e in read_examples(dataset.directory / f"{split_name}.jsonl"):
@@ -129,12 +140,48 @@ def main() -> None:
     for name, sides in (run.evaluation.get("sets") or {}).items():
         print(f"\n{name} ({sides['before']['questions']} questions)")
         print(f"{'measure':<26}{'before':>10}{'after':>10}")
-        for metric in ("answer_f1", "citation_precision", "quoted_answerable", "abstention_answerable",
-                       "abstention_unanswerable"):
+        for metric in (
+            "answer_f1",
+            "citation_precision",
+            "quoted_answerable",
+            "abstention_answerable",
+            "abstention_unanswerable",
+        ):
             print(f"{metric:<26}{sides['before'].get(metric)!s:>10}{sides['after'].get(metric)!s:>10}")
         print("outcomes before:", sides["before"]["outcomes"])
         print("outcomes after: ", sides["after"]["outcomes"])
     print("\ngate:", json.dumps(run.evaluation.get("decision"), indent=1))
+
+
+def serving_speed(run_id: int, prompts: int = 4, tokens: int = 48) -> None:
+    """Generation tokens/s with the run's adapter against the base model, interleaved."""
+    from resolvo.answers.llm.base import ChatMessage, GenerationParams
+    from resolvo.answers.llm.transformers_backend import TransformersBackend
+    from resolvo.tuning import jobs
+    from resolvo.tuning.dataset import HELDOUT_FILE, read_examples
+    from resolvo.tuning.models import TuningRun
+
+    run = TuningRun.objects.get(pk=run_id)
+    base = TransformersBackend(run.base_model, threads=os.cpu_count())
+    tuned = base.with_adapter(run.adapter_name, run.adapter_path)
+    examples = read_examples(jobs.run_dir(run) / "dataset" / HELDOUT_FILE)[:prompts]
+    params = GenerationParams(max_tokens=tokens, timeout_s=120)
+    totals = {"base": [0.0, 0], "adapter": [0.0, 0]}
+    for backend in (base, tuned):  # load both before timing
+        backend.load()
+    for e in examples:
+        messages = [ChatMessage(m["role"], m["content"]) for m in e["messages"][:-1]]
+        for name, backend in (("base", base), ("adapter", tuned)):
+            stream = backend.stream(messages, params)
+            started = time.perf_counter()
+            "".join(stream)
+            totals[name][0] += time.perf_counter() - started
+            totals[name][1] += stream.usage.completion_tokens if stream.usage else 0
+    speed = {name: n / s for name, (s, n) in totals.items()}
+    print(
+        f"generation: base {speed['base']:.1f} tokens/s, with the adapter {speed['adapter']:.1f} tokens/s, "
+        f"ratio {speed['adapter'] / speed['base']:.3f} ({len(examples)} held-out prompts, {tokens} tokens max)"
+    )
 
 
 def forward_speed(model_name: str, examples: list[dict[str, object]]) -> float:

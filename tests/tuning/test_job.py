@@ -118,21 +118,6 @@ def test_a_worse_adapter_is_trained_evaluated_and_refused_then_rollback_is_one_a
     assert not base.abstained
 
 
-def test_a_run_over_its_memory_limit_fails_with_the_reason(lumen_kb: Any, tuning_settings: Any, tmp_path: Path) -> None:
-    from resolvo.tuning import jobs, services
-
-    run = services.tuning_run_create(
-        organization=lumen_kb.organization,
-        dataset=poisoned_dataset(lumen_kb, tmp_path),
-        hparams={"max_memory_mb": 256, "max_steps": 3},
-        start=False,
-    )
-    assert jobs.tuning_run_execute(run_id=run.pk) == "failed"
-    run.refresh_from_db()
-    assert run.error.startswith("memory limit exceeded at step 1") and run.finished_at is not None
-    assert jobs.tuning_run_execute(run_id=run.pk) == "failed"  # a redelivery leaves a finished run alone
-
-
 def test_runs_are_refused_without_a_dataset_or_while_one_is_active(
     lumen_kb: Any, tuning_settings: Any, tmp_path: Path
 ) -> None:
@@ -150,3 +135,52 @@ def test_runs_are_refused_without_a_dataset_or_while_one_is_active(
     assert run.status == "cancelled" and run.cancel_requested
     with pytest.raises(services.TuningRefused, match="has already cancelled"):
         services.tuning_run_cancel(run=run)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_embedded_mode_runs_a_started_run_in_a_background_thread(
+    make_kb: Any, settings: Any, tmp_path: Path
+) -> None:
+    """No worker when embedded: starting a run returns at once, and the run goes on in this process."""
+    from workers.celery import app
+
+    settings.TUNING_DIR = tmp_path / "tuning"
+    settings.CELERY_TASK_ALWAYS_EAGER = True  # the embedded mode (tests otherwise use the real broker)
+    app.conf.task_always_eager = True
+    try:
+        _train_in_a_thread(make_kb, tmp_path)
+    finally:
+        app.conf.task_always_eager = False
+
+
+def _train_in_a_thread(make_kb: Any, tmp_path: Path) -> None:
+    import time
+
+    from resolvo.tuning import services
+    from resolvo.tuning.models import TuningRun
+
+    kb = make_kb("lumen", "help")
+    folder = tmp_path / "dataset"
+    folder.mkdir()
+    chat = [
+        {"role": "system", "content": "Answer from the passage."},
+        {"role": "user", "content": "Where is the reset button?"},
+        {"role": "assistant", "content": "On the back. [1]"},
+    ]
+    (folder / "train.jsonl").write_text(json.dumps({"messages": chat, "meta": {}}) + "\n")
+    (folder / "heldout.jsonl").write_text("")
+    (folder / "report.json").write_text(json.dumps({"train": 1, "heldout": 0}))
+    started = time.monotonic()
+    run = services.tuning_run_create(
+        organization=kb.organization, dataset=folder, hparams={"max_memory_mb": 256, "max_steps": 1}
+    )
+    assert time.monotonic() - started < 5  # the request is not held up by training
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not TuningRun.objects.get(pk=run.pk).finished:
+        time.sleep(0.5)
+    run.refresh_from_db()
+    assert run.status == "failed" and run.error.startswith("memory limit exceeded at step 1")
+    assert run.finished_at is not None
+    from resolvo.tuning import jobs
+
+    assert jobs.tuning_run_execute(run_id=run.pk) == "failed"  # a redelivery leaves a finished run alone

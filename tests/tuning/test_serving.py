@@ -129,6 +129,12 @@ def vllm() -> Iterator[tuple[FakeVLLM, str]]:
         def do_POST(self) -> None:
             fake.handle(self)
 
+        def do_GET(self) -> None:
+            if self.path != "/v1/models":
+                return fake.reply(self, 404, {"detail": "Not Found"})
+            names = [fake.base_model, *fake.adapters]
+            return fake.reply(self, 200, {"object": "list", "data": [{"id": n, "object": "model"} for n in names]})
+
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
@@ -154,6 +160,7 @@ def test_openai_backend_selects_the_adapter_by_name(vllm: tuple[FakeVLLM, str]) 
     assert "".join(base.stream(messages, params)) == f"served by {fake.base_model}."
     assert tuned.request_body(messages, params)["model"] == "resolvo-lumen-run7"
     assert (tuned.base_model, tuned.adapter_name) == (fake.base_model, "resolvo-lumen-run7")
+    assert tuned.served_models() == [fake.base_model, "resolvo-lumen-run7"]
     tuned.unload_adapter("resolvo-lumen-run7")
     tuned.unload_adapter("resolvo-lumen-run7")
     assert fake.adapters == {}
@@ -164,3 +171,20 @@ def test_a_server_without_runtime_lora_loading_is_reported(vllm: tuple[FakeVLLM,
     backend = OpenAIBackend(fake.base_model, base_url=url.replace("/v1", "/nope"), max_retries=0)
     with pytest.raises(LLMRequestRejected, match="refused load_lora_adapter 'x': HTTP 404"):
         backend.load_adapter("x", "/adapters/x")
+
+
+def test_evaluating_on_vllm_needs_the_adapter_served(vllm: tuple[FakeVLLM, str], settings: Any) -> None:
+    from resolvo.answers.services import Adapter
+    from resolvo.tuning.jobs import adapter_serve
+
+    fake, url = vllm
+    backend = OpenAIBackend(fake.base_model, base_url=url, max_retries=0)
+    adapter = Adapter(name="resolvo-lumen-run3", path="/data/tuning/org-1/run-3/adapter")
+    settings.LLM_LORA_RUNTIME_LOADING = False
+    with pytest.raises(ValueError, match=r"--lora-modules resolvo-lumen-run3=/data/tuning/org-1/run-3/adapter"):
+        adapter_serve(backend, adapter)
+    settings.LLM_LORA_RUNTIME_LOADING = True
+    adapter_serve(backend, adapter)
+    assert fake.adapters == {"resolvo-lumen-run3": "/data/tuning/org-1/run-3/adapter"}
+    settings.LLM_LORA_RUNTIME_LOADING = False
+    adapter_serve(backend, adapter)  # listed by the server now: nothing to do

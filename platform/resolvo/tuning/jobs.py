@@ -142,7 +142,7 @@ def _evaluate(run: TuningRun) -> None:
         sets["fixed"] = gate.fixed_questions(Path(fixed["questions"]), kb, int(fixed.get("limit") or limit))
     before_engine = answer_engine_for(run.organization_id)
     adapter = Adapter(name=run.adapter_name, path=run.adapter_path)
-    _serve_for_evaluation(before_engine.backend, adapter)
+    adapter_serve(before_engine.backend, adapter)
     after_engine = answer_engine(adapter=adapter)
     comparison: dict[str, dict[str, Any]] = {}
     for name, questions in sets.items():
@@ -183,10 +183,19 @@ def sample(examples: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
     return out
 
 
-def _serve_for_evaluation(backend: Any, adapter: Adapter) -> None:
-    """An OpenAI-compatible server must have the adapter loaded before it can be evaluated."""
-    if settings.LLM_LORA_RUNTIME_LOADING and hasattr(backend, "load_adapter"):
+def adapter_serve(backend: Any, adapter: Adapter) -> None:
+    """An OpenAI-compatible server must serve the adapter before it can be evaluated: load it at
+    run time, or find it among the models the server was started with (``--lora-modules``)."""
+    if not hasattr(backend, "load_adapter"):
+        return
+    if settings.LLM_LORA_RUNTIME_LOADING:
         backend.load_adapter(adapter.name, adapter.path)
+    elif adapter.name not in backend.served_models():
+        raise ValueError(
+            f"the LLM server does not serve {adapter.name!r}: set LLM_LORA_RUNTIME_LOADING=1 (vLLM with "
+            f"--enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True), or restart vLLM with "
+            f"--lora-modules {adapter.name}={adapter.path}, then run the evaluation again"
+        )
 
 
 def tuning_runs_recover_stalled() -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from resolvo import background
@@ -108,9 +108,13 @@ def tuning_run_create(
 def tuning_run_send(*, run_id: int) -> None:
     if settings.CELERY_TASK_ALWAYS_EAGER:
         # The embedded mode has no worker; a training run must not hold up the request.
-        threading.Thread(
-            target=background.send, args=(background.TUNING_RUN, run_id), name="tuning-run", daemon=True
-        ).start()
+        def run() -> None:
+            try:
+                background.send(background.TUNING_RUN, run_id)
+            finally:
+                connections.close_all()  # this thread's own database connection
+
+        threading.Thread(target=run, name="tuning-run", daemon=True).start()
     else:
         background.send(background.TUNING_RUN, run_id)
 
@@ -138,11 +142,14 @@ def tuning_run_promote(*, run: TuningRun, by: Any = None) -> TuningRun:
         raise TuningRefused(f"the evaluation gate refused run {run.pk}: {run.decision.get('reason', 'not evaluated')}")
     if run.promoted:
         return run
-    if settings.LLM_BACKEND == "openai" and settings.LLM_LORA_RUNTIME_LOADING:
-        from resolvo.answers.services import llm_backend
+    # An OpenAI-compatible server must serve the adapter before customers' answers ask for it.
+    from resolvo.answers.llm.base import LLMUnavailable
+    from resolvo.answers.services import Adapter, llm_backend
 
-        backend: Any = llm_backend()
-        backend.load_adapter(run.adapter_name, run.adapter_path)
+    try:
+        jobs.adapter_serve(llm_backend(), Adapter(name=run.adapter_name, path=run.adapter_path))
+    except (ValueError, LLMUnavailable) as exc:
+        raise TuningRefused(f"run {run.pk} cannot be promoted: {exc}") from None
     with transaction.atomic():
         TuningRun.objects.filter(organization_id=run.organization_id, promoted=True).update(promoted=False)
         run.promoted, run.promoted_at = True, timezone.now()

@@ -175,6 +175,21 @@ class OpenAIBackend:
         """``POST /v1/unload_lora_adapter``; an adapter the server does not have is not an error."""
         self._adapter_call("unload_lora_adapter", {"lora_name": name}, fine="cannot be found")
 
+    def served_models(self) -> list[str]:
+        """The model names the server serves (``GET /v1/models``; vLLM lists its LoRA adapters
+        there beside the base model)."""
+        where = f"LLM server {self.base_url}"
+        try:
+            response = self._http().get(
+                f"{self.base_url}/models",
+                headers={"Accept": "application/json"},
+                timeout=httpx.Timeout(10.0, connect=self.connect_timeout_s),
+            )
+            response.raise_for_status()
+            return [str(m["id"]) for m in response.json().get("data", [])]
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            raise LLMUnavailable(f"{where}: cannot list its models: {exc}") from exc
+
     def _adapter_call(self, endpoint: str, body: dict[str, str], *, fine: str) -> None:
         """POST to vLLM's adapter endpoint; an error answer naming this adapter and saying
         ``fine`` (already loaded, already gone) counts as success."""
