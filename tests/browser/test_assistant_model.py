@@ -44,7 +44,13 @@ def test_an_admin_compares_promotes_and_rolls_back(
         page.screenshot(path=str(artifacts / f"assistant-model-{name}.png"), full_page=True)
         if name == "phone":
             # Nothing spills sideways except inside the comparison's own scroller.
-            assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+            wide = page.evaluate(
+                "w => [...document.querySelectorAll('body *')].filter(e => !e.closest('.topnav'))"
+                ".filter(e => e.getBoundingClientRect().right > w + 1)"
+                ".map(e => e.tagName + '.' + e.className).slice(0, 8)",
+                viewport["width"],
+            )
+            assert wide == [], wide
         context.close()
 
     context = browser.new_context(viewport={"width": 1366, "height": 900})

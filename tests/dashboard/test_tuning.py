@@ -57,7 +57,9 @@ def test_the_comparison_and_the_verdict_are_shown(admin_desk: Desk, django_asser
     with django_assert_max_num_queries(10):
         page = admin_desk.client.get("/app/assistant/").content.decode()
     assert "Base model" in page and "Answer token-F1" in page and "Abstained, answerable" in page
-    assert "The gate refused this adapter: heldout answer_f1 must rise by at least 0.01 (0.3 -&gt; 0.12)" in page
+    assert "The gate refused this adapter:" in page
+    assert "Answer token-F1 on the held-out answers must rise by at least 0.01 (0.300 → 0.120)" in page
+    assert "Abstained, answerable on the held-out answers must not rise (0.200 → 0.900)" in page
     assert "The gate passed this adapter" in page
     assert page.count("data-promote") == 1 and f'action="/app/assistant/runs/{good.pk}/"' in page
     assert "+0.110" in page  # the change, signed

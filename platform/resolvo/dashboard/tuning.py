@@ -36,11 +36,15 @@ def _manager(request: HttpRequest) -> Desk:
     return desk
 
 
-def _rows(run: TuningRun) -> list[dict[str, object]]:
-    """The comparison as table rows: one per set and metric, with the change and the check."""
+SETS = {"heldout": "Held-out answers", "fixed": "Fixed evaluation set"}
+
+
+def _tables(run: TuningRun) -> list[dict[str, object]]:
+    """The comparison, one table per set: a row per measure with the change and the gate's check."""
     checks = {(c["set"], c["metric"]): c for c in run.evaluation.get("decision", {}).get("checks", [])}
-    rows = []
+    tables = []
     for name, sides in (run.evaluation.get("sets") or {}).items():
+        rows = []
         for metric in METRICS:
             before, after = sides["before"].get(metric), sides["after"].get(metric)
             if before is None and after is None:
@@ -48,8 +52,6 @@ def _rows(run: TuningRun) -> list[dict[str, object]]:
             delta = round(after - before, 4) if before is not None and after is not None else None
             rows.append(
                 {
-                    "set": "held out" if name == "heldout" else "fixed set",
-                    "questions": sides["before"].get("questions"),
                     "metric": LABELS[metric],
                     "before": before,
                     "after": after,
@@ -57,13 +59,25 @@ def _rows(run: TuningRun) -> list[dict[str, object]]:
                     "check": checks.get((name, metric)),
                 }
             )
-    return rows
+        tables.append({"name": SETS.get(name, name), "questions": sides["before"].get("questions"), "rows": rows})
+    return tables
+
+
+def _failures(run: TuningRun) -> list[str]:
+    """The checks the adapter failed, in words."""
+    out = []
+    for c in run.evaluation.get("decision", {}).get("checks", []):
+        if not c["passed"]:
+            where = SETS.get(c["set"], c["set"]).lower()
+            out.append(f"{LABELS[c['metric']]} on the {where} {c['rule']} ({c['before']:.3f} → {c['after']:.3f})")
+    return out
 
 
 def _context(desk: Desk) -> dict[str, object]:
     runs = list(runs_for_organization(organization=desk.organization)[:20])
     for run in runs:
-        run.rows = _rows(run)  # type: ignore[attr-defined]
+        run.tables = _tables(run)  # type: ignore[attr-defined]
+        run.failures = _failures(run)  # type: ignore[attr-defined]
         run.percent = round(100 * run.step / run.total_steps) if run.total_steps else 0  # type: ignore[attr-defined]
     return {
         "desk": desk,
