@@ -127,6 +127,7 @@ def test_celery_queue_lengths_are_read_from_redis(client: Client, settings: Any)
         "ingest-bulk",
         "webhooks",
         "answer",
+        "tuning",
     }
 
 
