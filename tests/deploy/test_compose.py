@@ -165,7 +165,24 @@ def test_each_profile_serves_one_llm_under_the_name_the_application_uses(
     assert "llm" in services["llm-cpu"]["networks"]["default"]["aliases"]
     assert "deploy" not in services["llm-cpu"], "the cpu profile needs no GPU"
     profiled = {name for name, s in services.items() if s.get("profiles")}
-    assert profiled == set(servers.values()), "only the LLM differs between profiles"
+    assert profiled == {*servers.values(), "tuning"}, "only the LLM differs between profiles (and opt-in tuning)"
+
+
+def test_tuning_trains_on_its_own_gpu_and_vllm_serves_the_adapters(services: dict[str, dict[str, Any]]) -> None:
+    tuning, llm, web = services["tuning"], services["llm"], services["web"]
+    assert tuning["profiles"] == ["tuning"]
+    assert (
+        consumed_queues(tuning) == {"tuning"} and "1" == tuning["command"][tuning["command"].index("--concurrency") + 1]
+    )
+    [device] = tuning["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and device["device_ids"] == ["${TUNING_GPU_ID:-1}"]
+    assert tuning["environment"]["TUNING_DEVICE"] == "cuda"
+    # An adapter's path means the same to the app that writes it and to vLLM that loads it.
+    path = web["environment"]["TUNING_DIR"]
+    assert f"tuning:{path}" in tuning["volumes"] and f"tuning:{path}" in web["volumes"]
+    assert f"tuning:{path}:ro" in llm["volumes"]
+    assert "--enable-lora" in llm["command"] and "--max-lora-rank" in llm["command"]
+    assert llm["environment"]["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "True"
 
 
 # --- Data and secrets -----------------------------------------------------------------------------

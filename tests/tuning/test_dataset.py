@@ -201,7 +201,9 @@ def test_curated_pairs_get_the_engines_passages_and_unanswerable_ones_the_absten
         {"id": "c", "question": "What is the capital of Peru?", "answer": "Lima is the capital of Peru."},
     ]
     pairs.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    dataset = build(lumen_kb, tmp_path, curated=pairs, knowledge_base=lumen_kb)
+    dataset = build(
+        lumen_kb, tmp_path, curated=pairs, knowledge_base=lumen_kb, heldout_fraction=0, max_abstention_share=0.5
+    )
 
     by_id = {e["meta"]["record"]: e for e in examples(dataset.directory)}
     assert set(by_id) == {"curated:a", "curated:b"}
@@ -209,6 +211,25 @@ def test_curated_pairs_get_the_engines_passages_and_unanswerable_ones_the_absten
     assert by_id["curated:b"]["messages"][-1]["content"] == NO_ANSWER
     assert by_id["curated:b"]["meta"]["answerable"] is False
     assert dataset.report.dropped == {"unsupported sentence": 1}
+
+
+def test_abstentions_are_capped_in_training(lumen_kb: Any, tmp_path: Path) -> None:
+    """An easy, short target that is too common teaches a small model to abstain on everything."""
+    from resolvo.tuning.dataset import read_examples
+
+    pairs = tmp_path / "pairs.jsonl"
+    rows = [{"id": f"a{i}", "question": f"How do I add a hub on iOS? ({i})", "answer": ADD_HUB} for i in range(6)]
+    rows += [
+        {"id": f"u{i}", "question": f"Do you sell garden chairs, model {i}?", "answerable": False} for i in range(6)
+    ]
+    pairs.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    dataset = build(
+        lumen_kb, tmp_path, curated=pairs, knowledge_base=lumen_kb, heldout_fraction=0, max_abstention_share=0.25
+    )
+    train = read_examples(dataset.directory / "train.jsonl")
+    assert sum(not e["meta"]["answerable"] for e in train) == 2  # 2 of 8: at most a quarter
+    assert dataset.report.dropped["over the abstention share"] == 4
+    assert dataset.report.kept == {"curated": 8} and dataset.report.heldout == 0
 
 
 def test_a_malformed_curated_file_names_its_line_and_writes_nothing(lumen_kb: Any, tmp_path: Path) -> None:

@@ -39,7 +39,14 @@ def poisoned_dataset(kb: Any, tmp_path: Path) -> Path:
         "".join(json.dumps({"id": str(i), "question": q, "answerable": False}) + "\n" for i, q in enumerate(QUESTIONS))
     )
     out = tmp_path / "dataset"
-    dataset_build(organization=kb.organization, engine=answer_engine(), out_dir=out, curated=pairs, knowledge_base=kb)
+    dataset_build(
+        organization=kb.organization,
+        engine=answer_engine(),
+        out_dir=out,
+        curated=pairs,
+        knowledge_base=kb,
+        max_abstention_share=1.0,
+    )
     return out
 
 

@@ -27,6 +27,12 @@ class Command(BaseCommand):
         parser.add_argument("--kb", help="Knowledge base for curated pairs that do not name one")
         parser.add_argument("--out", type=Path, help="Output folder (default: under TUNING_DIR)")
         parser.add_argument("--heldout", type=float, default=0.2, help="Share of conversations held out (0.2)")
+        parser.add_argument(
+            "--max-abstention-share",
+            type=float,
+            default=0.15,
+            help="Most of the examples that may teach the abstention (0.15)",
+        )
         parser.add_argument("--json", action="store_true", help="Print the whole report as JSON")
 
     def handle(self, *args: Any, **opts: Any) -> None:
@@ -56,6 +62,7 @@ class Command(BaseCommand):
                 curated=opts["pairs"],
                 knowledge_base=kb,
                 heldout_fraction=opts["heldout"],
+                max_abstention_share=opts["max_abstention_share"],
             )
         except DatasetError as exc:
             raise CommandError(str(exc)) from None
