@@ -389,7 +389,11 @@ def split(
     groups ordered by a hash of their key, the first ``heldout_fraction`` of them held out (at
     least one when there are two groups or more and the fraction is not 0)."""
     groups = sorted({e["meta"]["group"] for e in examples}, key=_group_rank)
-    n_held = 0 if len(groups) < 2 or heldout_fraction <= 0 else max(1, min(len(groups) - 1, math.floor(heldout_fraction * len(groups) + 0.5)))
+    n_held = (
+        0
+        if len(groups) < 2 or heldout_fraction <= 0
+        else max(1, min(len(groups) - 1, math.floor(heldout_fraction * len(groups) + 0.5)))
+    )
     held = set(groups[:n_held])
     train = [e for e in examples if e["meta"]["group"] not in held]
     heldout = [e for e in examples if e["meta"]["group"] in held]
