@@ -214,10 +214,12 @@ def answer_collect(
     on_token: Callable[[str], None] | None = None,
     tags: Sequence[str] = (),
     language: str | None = None,
+    engine: AnswerEngine | None = None,
 ) -> AnswerResult:
     """Run the stream to the end and gather it into one result (commands, evaluation).
 
-    ``on_token`` sees each delta as it arrives, for callers that show the answer live."""
+    ``on_token`` sees each delta as it arrives, for callers that show the answer live; ``engine``
+    replaces the organization's (the tuning gate answers with a candidate adapter)."""
     result = AnswerResult()
     streamed: list[str] = []
     for event in answer_stream(
@@ -227,6 +229,7 @@ def answer_collect(
         channel=channel,
         tags=tags,
         language=language,
+        engine=engine,
     ):
         data: Any = event.data
         if event.type == "sources":

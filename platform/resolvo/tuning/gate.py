@@ -62,7 +62,7 @@ def fixed_questions(path: Path, knowledge_base: KnowledgeBase, limit: int = 0) -
 
 def measure(engine: AnswerEngine, questions: Sequence[tuple[int, EvalQuestion]]) -> dict[str, Any]:
     """Answer every question with ``engine`` and summarise (the ``METRICS``, outcomes, time)."""
-    from resolvo.answers.services import answer_stream
+    from resolvo.answers.services import answer_collect
 
     kbs = {
         kb.pk: kb
@@ -72,21 +72,16 @@ def measure(engine: AnswerEngine, questions: Sequence[tuple[int, EvalQuestion]])
     outcomes: Counter[str] = Counter()
     started = time.perf_counter()
     for kb_id, q in questions:
-        answer, abstained, outcome, cited, timings = "", True, "error", [], {}
-        for event in answer_stream(
+        result = answer_collect(
             knowledge_base=kbs[kb_id],
             question=q.typed,
             history=[Turn(t.role, t.content) for t in q.history],
             channel="tuning",
             engine=engine,
-        ):
-            if event.type == "done":
-                done = event.as_done()
-                answer, abstained, outcome = done["answer"], done["abstained"], done["outcome"]
-                timings = done["timings"]
-            elif event.type == "citations":
-                cited = [c["source"].rsplit(".", 1)[0] for c in event.as_citations()["citations"]]
-        report.add_answer(q, answer=answer, abstained=abstained, cited_docs=cited, timings=timings)
+        )
+        cited = [c["source"].rsplit(".", 1)[0] for c in result.citations]
+        report.add_answer(q, answer=result.answer, abstained=result.abstained, cited_docs=cited, timings=result.timings)
+        outcome = result.outcome or "error"
         outcomes[("answerable" if q.answerable else "unanswerable") + ":" + outcome] += 1
     data = report.as_dict()
     answerable = sum(n for k, n in outcomes.items() if k.startswith("answerable:"))
