@@ -89,6 +89,7 @@ def main() -> None:
     from resolvo.organizations.selectors import organization_get
     from resolvo.tuning import jobs, services
     from resolvo.tuning.dataset import TRAIN_FILE, dataset_build, read_examples
+    from resolvo.tuning.gate import METRICS
     from resolvo.tuning.models import TuningRun
 
     org = organization_get(slug="bench")
@@ -140,13 +141,7 @@ def main() -> None:
     for name, sides in (run.evaluation.get("sets") or {}).items():
         print(f"\n{name} ({sides['before']['questions']} questions)")
         print(f"{'measure':<26}{'before':>10}{'after':>10}")
-        for metric in (
-            "answer_f1",
-            "citation_precision",
-            "quoted_answerable",
-            "abstention_answerable",
-            "abstention_unanswerable",
-        ):
+        for metric in METRICS:
             print(f"{metric:<26}{sides['before'].get(metric)!s:>10}{sides['after'].get(metric)!s:>10}")
         print("outcomes before:", sides["before"]["outcomes"])
         print("outcomes after: ", sides["after"]["outcomes"])

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from resolvo.answers.engine import model_label
 from resolvo.answers.services import Adapter, answer_engine, answer_engine_for
 from resolvo.knowledge.models import KnowledgeBase
 from resolvo.tuning import gate, trainer
@@ -153,7 +154,7 @@ def _evaluate(run: TuningRun) -> None:
     rules = gate.GateRules(min_gain=settings.TUNING_GATE_MIN_GAIN, tolerance=settings.TUNING_GATE_TOLERANCE)
     decision = gate.decide(comparison, rules)
     run.evaluation = {
-        "baseline": getattr(before_engine.backend, "adapter_name", "") or before_engine.backend.model,
+        "baseline": model_label(before_engine.backend),
         "sets": comparison,
         "decision": decision,
         "rules": {"min_gain": rules.min_gain, "tolerance": rules.tolerance},

@@ -4,6 +4,7 @@ the organization back to the base model (one action)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import threading
 from pathlib import Path
@@ -27,8 +28,6 @@ class TuningRefused(ValueError):
 
 def _snapshot(source: Path, target: Path) -> dict[str, Any]:
     """Copy the dataset's files into the run's folder; their hashes identify the snapshot."""
-    import json
-
     files = {}
     target.mkdir(parents=True, exist_ok=True)
     for name in (TRAIN_FILE, HELDOUT_FILE, REPORT_FILE):

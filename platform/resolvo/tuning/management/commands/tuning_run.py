@@ -19,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from resolvo.knowledge.management.commands._common import scope_from_options
 from resolvo.organizations.selectors import OrganizationNotFound, organization_get
 from resolvo.tuning import jobs, services
+from resolvo.tuning.gate import METRICS
 from resolvo.tuning.models import TuningRun
 from resolvo.tuning.selectors import run_in_organization, runs_for_organization
 
@@ -113,13 +114,7 @@ def _summary(data: dict[str, Any]) -> str:
         lines.append(f"  error: {data['error'].splitlines()[0]}")
     for name, sides in (data["evaluation"].get("sets") or {}).items():
         lines.append(f"  {name}:")
-        for metric in (
-            "answer_f1",
-            "citation_precision",
-            "quoted_answerable",
-            "abstention_answerable",
-            "abstention_unanswerable",
-        ):
+        for metric in METRICS:
             lines.append(f"    {metric:<25} {sides['before'].get(metric)!s:>8} -> {sides['after'].get(metric)!s:>8}")
     decision = data["evaluation"].get("decision")
     if decision:
