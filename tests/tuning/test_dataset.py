@@ -240,6 +240,11 @@ def test_a_malformed_curated_file_names_its_line_and_writes_nothing(lumen_kb: An
             "tuning_dataset", "--org", "lumen", "--pairs", str(pairs), "--kb", "help", "--out", str(tmp_path / "o")
         )
     assert not (tmp_path / "o").exists()
+    pairs.write_text('{"question": "ok?", "answer": "Yes.", "history": [{"role": "robot", "content": "hi"}]}\n')
+    with pytest.raises(CommandError, match=r"pairs.jsonl:1: not a curated pair \(unknown speaker 'robot'\)"):
+        call_command(
+            "tuning_dataset", "--org", "lumen", "--pairs", str(pairs), "--kb", "help", "--out", str(tmp_path / "o")
+        )
 
 
 def test_the_command_builds_and_reports(lumen_kb: Any, desk: Any, tmp_path: Path, capsys: Any) -> None:

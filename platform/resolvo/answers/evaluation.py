@@ -50,7 +50,7 @@ class EvalQuestion:
         return self.last_turn or self.question
 
 
-def _turns(raw: Any) -> list[EvalTurn]:
+def conversation_turns(raw: Any) -> list[EvalTurn]:
     """Conversation turns in either shape: MTRAG's ``{speaker, text}`` or chat's ``{role, content}``."""
     out = []
     for t in raw or ():
@@ -79,7 +79,7 @@ def load_questions(path: Path) -> list[EvalQuestion]:
             row = json.loads(line)
             answerability = str(row.get("answerability", "answerable")).lower()
             question = str(row["question"])
-            turns = _turns(row.get("conversation"))
+            turns = conversation_turns(row.get("conversation"))
             last_turn = ""
             if turns and turns[-1].role == "user":
                 last_turn = turns.pop().content

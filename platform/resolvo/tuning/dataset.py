@@ -40,6 +40,7 @@ from django.utils import timezone
 
 from resolvo.answers import language as lang
 from resolvo.answers.engine import NO_ANSWER, AnswerEngine, Passage, Trace, Turn
+from resolvo.answers.evaluation import conversation_turns
 from resolvo.answers.models import AnswerTrace
 from resolvo.knowledge.models import KnowledgeBase
 from resolvo.organizations.models import Organization
@@ -222,14 +223,8 @@ def curated_candidates(
             question = str(row["question"]).strip()
             answerable = bool(row.get("answerable", str(row.get("answerability", "")).lower() != "unanswerable"))
             answer = str(row.get("answer") or "").strip()
-            history = tuple(
-                Turn(
-                    "user" if t.get("role", t.get("speaker")) in ("user", "customer") else "assistant",
-                    str(t.get("content", t.get("text", ""))),
-                )
-                for t in row.get("history") or ()
-            )
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            history = tuple(Turn(t.role, t.content) for t in conversation_turns(row.get("history")))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise DatasetError(f"{where}: not a curated pair ({exc}); expected question, answer") from None
         if not question or (answerable and not answer):
             raise DatasetError(f"{where}: a curated pair needs a question and, when answerable, an answer")
