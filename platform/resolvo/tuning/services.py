@@ -72,10 +72,7 @@ def tuning_run_create(
             raise TuningRefused("the fixed evaluation set needs a knowledge base of this organization")
         if not eval_questions.is_file():
             raise TuningRefused(f"no evaluation set at {eval_questions}")
-    busy = TuningRun.objects.filter(
-        organization=organization,
-        status__in=[TuningRun.Status.QUEUED, TuningRun.Status.TRAINING, TuningRun.Status.EVALUATING],
-    ).first()
+    busy = TuningRun.objects.filter(organization=organization).exclude(status__in=TuningRun.FINISHED).first()
     if busy is not None:
         raise TuningRefused(f"run {busy.pk} is still {busy.status}; wait for it or cancel it first")
     with transaction.atomic():
